@@ -1,0 +1,3 @@
+from apigetter.cli import main
+
+main()

@@ -1,0 +1,198 @@
+"""The command line: parse, call one function, render, return an exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from apigetter import __version__
+from apigetter.config import Settings, load_settings
+from apigetter.errors import ApigetterError
+
+T = TypeVar("T")
+EXIT_USAGE = 2
+
+app = typer.Typer(
+    help="Keep a personal archive of your data from many HTTP APIs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"apigetter {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(help="Home dir for the store, data and config.toml [env: APIGETTER_HOME]."),
+    ] = None,
+    contracts: Annotated[
+        list[Path] | None,
+        typer.Option("--contracts", help="Extra contract dir or file (repeatable)."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log details.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Keep a personal archive of your data from many HTTP APIs."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = {"home": home, "contracts": tuple(contracts or ()), "verbose": verbose}
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    return load_settings(ctx.obj["home"], contracts=ctx.obj["contracts"])
+
+
+def _call(ctx: typer.Context, work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work`` with SIGINT/SIGTERM cancelling it; library errors exit 2, cleanly."""
+
+    async def guarded() -> T:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
+        return await work()
+
+    try:
+        return asyncio.run(guarded())
+    except ApigetterError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    except asyncio.CancelledError:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
+def _ago(moment: float | None, now: float) -> str:
+    """'in 3h', '12m ago', 'now'."""
+    if moment is None:
+        return "now"
+    delta = moment - now
+    size = abs(delta)
+    text = (
+        f"{size:.0f}s"
+        if size < 90
+        else f"{size / 60:.0f}m"
+        if size < 5400
+        else f"{size / 3600:.1f}h"
+        if size < 172800
+        else f"{size / 86400:.0f}d"
+    )
+    return "now" if -1 < delta <= 0 else (f"in {text}" if delta > 0 else f"{text} ago")
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    api: Annotated[
+        list[str] | None, typer.Option("--api", help="Only this API (repeatable).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Ignore run_after: fetch everything now.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Show what is due; fetch nothing.")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only errors.")] = False,
+) -> None:
+    """Fetch every due endpoint of every API (or of --api), concurrently."""
+    from apigetter.runner import run as run_all
+
+    report = _call(
+        ctx, lambda: run_all(_settings(ctx), only=api or [], force=force, dry_run=dry_run)
+    )
+    if report.status == "skipped":
+        if not quiet:
+            held = ", ".join(f"{r.name} ({r.note})" for r in report.apis.values())
+            typer.echo(f"skipped: another run holds every requested API: {held}")
+        raise typer.Exit(0)
+    if report.status == "dry-run":
+        for entry in report.due:
+            typer.echo(f"due  {entry.api}/{entry.endpoint} ({entry.kind})")
+    for name, r in sorted(report.apis.items()):
+        if r.state in ("failed", "broken"):
+            for error in r.errors or [r.note]:
+                typer.echo(f"{name}: {error}", err=True)
+        if quiet or (report.status == "dry-run" and r.state == "ok"):
+            continue
+        if r.state in ("ok", "failed"):
+            typer.echo(
+                f"{name:<12} {r.state:<7} {r.requests} requests, {r.items} items, "
+                f"{r.written} written, {r.unchanged} unchanged, {r.not_due} not due"
+                + (f"  ({r.note})" if r.note else "")
+            )
+        elif r.state != "broken":
+            typer.echo(f"{name:<12} {r.state}: {r.note}")
+    if report.status == "interrupted":
+        typer.echo("interrupted: in-flight endpoints stay due", err=True)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    api: Annotated[list[str] | None, typer.Option("--api", help="Only this API.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show each API's endpoints: next due, last result, history, and active runs."""
+    from apigetter.status import collect
+
+    state = _call(ctx, lambda: collect(_settings(ctx), api or []))
+    if as_json:
+        import orjson
+
+        sys.stdout.write(orjson.dumps(state.as_dict(), option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+        return
+    now = state.now
+    for run_row in state.active_runs:
+        typer.echo(
+            f"active run {run_row.id}: pid {run_row.pid} on {run_row.host}, started "
+            f"{_ago(run_row.started_at, now)}, heartbeat {_ago(run_row.heartbeat_at, now)}"
+            f", APIs {', '.join(run_row.apis)}"
+        )
+    if last := state.last_run:
+        typer.echo(
+            f"last run {last.id}: {last.status}, {_ago(last.started_at, now)}"
+            + (f", {_totals(last.summary)}" if last.summary else "")
+        )
+    for a in state.apis:
+        typer.echo(f"{a.name}: {a.state}")
+        for ep in a.endpoints:
+            typer.echo(
+                f"  {ep.name:<14} next {_ago(ep.next_due, now):<10} "
+                f"last {ep.last_result or '-':<9} "
+                f"success {_ago(ep.last_success, now) if ep.last_success else '-':<9} "
+                f"history {ep.history}" + (f"\n    error: {ep.last_error}" if ep.last_error else "")
+            )
+
+
+def _totals(summary: dict[str, Any]) -> str:
+    return ", ".join(f"{v} {k}" for k, v in summary.items())
+
+
+@app.command()
+def demo(ctx: typer.Context) -> None:
+    """Run twice against a built-in offline sandbox of the bundled APIs, then show status."""
+    from apigetter.demo import run_demo
+
+    raise typer.Exit(_call(ctx, lambda: run_demo(typer.echo)))
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

@@ -1,0 +1,34 @@
+"""GitHub: your profile, starred repositories, and public events split by day.
+
+Needs GITHUB_TOKEN (a fine-grained token with read access is enough) and GITHUB_USERNAME.
+GitHub allows 5,000 requests an hour for a token. Events keep only the latest 300:
+the history walk pages back until an empty page or the 422 GitHub sends past that limit.
+"""
+
+from apigetter.contract import DAY, HOUR, Api, Endpoint, Limit, LinkHeaderPager, PageWalk, TokenAuth
+
+API = Api(
+    name="github",
+    base_url="https://api.github.com",
+    auth=TokenAuth("GITHUB_TOKEN"),
+    headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"},
+    limits=(Limit(5000, per_seconds=HOUR),),
+    endpoints=(
+        Endpoint("user", "users/{GITHUB_USERNAME}", every=DAY),
+        Endpoint(
+            "starred",
+            "user/starred",
+            every=DAY,
+            params={"per_page": 100},
+            paginator=LinkHeaderPager(),
+        ),
+        Endpoint(
+            "events",
+            "users/{GITHUB_USERNAME}/events",
+            every=6 * HOUR,
+            params={"per_page": 100},
+            day_key="created_at",
+            history=PageWalk(size=100, end_statuses=(422,)),
+        ),
+    ),
+)
