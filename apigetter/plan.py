@@ -32,11 +32,9 @@ def plan(
     result = Plan()
     by_key = {(e.api, e.endpoint, e.kind): e for e in entries}
     for entry in by_key.values():
-        endpoint = (
-            next((ep for ep in apis[entry.api].endpoints if ep.name == entry.endpoint), None)
-            if entry.api in apis
-            else None
-        )
+        if entry.api not in apis:  # not part of this run (another API, or one not ready)
+            continue
+        endpoint = next((ep for ep in apis[entry.api].endpoints if ep.name == entry.endpoint), None)
         if endpoint is None or (entry.kind == "historic" and endpoint.history is None):
             result.stale.append(entry)
     for name in sorted(apis):
