@@ -8,13 +8,17 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from apigetter import __version__
 from apigetter.config import Settings, load_settings
 from apigetter.errors import ApigetterError
+
+if TYPE_CHECKING:
+    from apigetter.runner import RunReport
+    from apigetter.status import Status
 
 T = TypeVar("T")
 EXIT_USAGE = 2
@@ -115,14 +119,18 @@ def run(
     report = _call(
         ctx, lambda: run_all(_settings(ctx), only=api or [], force=force, dry_run=dry_run)
     )
+    _render_run(report, quiet)
+    raise typer.Exit(report.exit_code)
+
+
+def _render_run(report: RunReport, quiet: bool = False) -> None:
     if report.status == "skipped":
         if not quiet:
             held = ", ".join(f"{r.name} ({r.note})" for r in report.apis.values())
             typer.echo(f"skipped: another run holds every requested API: {held}")
-        raise typer.Exit(0)
-    if report.status == "dry-run":
-        for entry in report.due:
-            typer.echo(f"due  {entry.api}/{entry.endpoint} ({entry.kind})")
+        return
+    for entry in report.due:
+        typer.echo(f"due  {entry.api}/{entry.endpoint} ({entry.kind})")
     for name, r in sorted(report.apis.items()):
         if r.state in ("failed", "broken"):
             for error in r.errors or [r.note]:
@@ -139,7 +147,6 @@ def run(
             typer.echo(f"{name:<12} {r.state}: {r.note}")
     if report.status == "interrupted":
         typer.echo("interrupted: in-flight endpoints stay due", err=True)
-    raise typer.Exit(report.exit_code)
 
 
 @app.command()
@@ -157,32 +164,33 @@ def status(
 
         sys.stdout.write(orjson.dumps(state.as_dict(), option=orjson.OPT_INDENT_2).decode())
         sys.stdout.write("\n")
-        return
+    else:
+        _render_status(state)
+
+
+def _render_status(state: Status) -> None:
     now = state.now
-    for run_row in state.active_runs:
+    for row in state.active_runs:
         typer.echo(
-            f"active run {run_row.id}: pid {run_row.pid} on {run_row.host}, started "
-            f"{_ago(run_row.started_at, now)}, heartbeat {_ago(run_row.heartbeat_at, now)}"
-            f", APIs {', '.join(run_row.apis)}"
+            f"active run {row.id}: pid {row.pid} on {row.host}, started "
+            f"{_ago(row.started_at, now)}, heartbeat {_ago(row.heartbeat_at, now)}, "
+            f"APIs {', '.join(row.apis)}"
         )
     if last := state.last_run:
+        totals = ", ".join(f"{v} {k}" for k, v in (last.summary or {}).items())
         typer.echo(
             f"last run {last.id}: {last.status}, {_ago(last.started_at, now)}"
-            + (f", {_totals(last.summary)}" if last.summary else "")
+            + (f", {totals}" if totals else "")
         )
     for a in state.apis:
         typer.echo(f"{a.name}: {a.state}")
         for ep in a.endpoints:
+            success = _ago(ep.last_success, now) if ep.last_success else "-"
             typer.echo(
                 f"  {ep.name:<14} next {_ago(ep.next_due, now):<10} "
-                f"last {ep.last_result or '-':<9} "
-                f"success {_ago(ep.last_success, now) if ep.last_success else '-':<9} "
-                f"history {ep.history}" + (f"\n    error: {ep.last_error}" if ep.last_error else "")
+                f"last {ep.last_result or '-':<9} success {success:<9} history {ep.history}"
+                + (f"\n    error: {ep.last_error}" if ep.last_error else "")
             )
-
-
-def _totals(summary: dict[str, Any]) -> str:
-    return ", ".join(f"{v} {k}" for k, v in summary.items())
 
 
 @app.command()
@@ -190,7 +198,18 @@ def demo(ctx: typer.Context) -> None:
     """Run twice against a built-in offline sandbox of the bundled APIs, then show status."""
     from apigetter.demo import run_demo
 
-    raise typer.Exit(_call(ctx, lambda: run_demo(typer.echo)))
+    shown = _call(ctx, run_demo)
+    typer.echo(f"sandbox {shown.sandbox_url}, home {shown.home}\n")
+    for title, report in zip(("run 1:", "run 2, 6.5 hours later:"), shown.runs, strict=True):
+        typer.echo(title)
+        _render_run(report)
+        typer.echo("")
+    typer.echo("status:")
+    _render_status(shown.status)
+    typer.echo(f"\n{len(shown.files)} files in {shown.home / 'data'}, for example:")
+    for path in shown.files[:: max(1, len(shown.files) // 6)][:6]:
+        typer.echo(f"  {path.relative_to(shown.home)}")
+    raise typer.Exit(max(r.exit_code for r in shown.runs))
 
 
 def main() -> None:

@@ -247,6 +247,7 @@ class Endpoint:
     params: Params | Callable[[Context], Params] = field(default_factory=dict)
     items: str | None = None  # dotted path to the item list in the body; None: the body
     day_key: str | None = None  # item field with a date/time: one file per day
+    id_key: str | None = None  # item id field: day files become unions that never shrink
     paginator: Paginator = field(default_factory=Paginator)
     max_pages: int = 50  # per run, so a runaway cursor cannot loop forever
     history: History | None = None

@@ -231,10 +231,12 @@ class Http:
         cap = self.settings.max_body_bytes
         if (resp.content_length or 0) > cap:
             raise FetchError(f"body of {resp.content_length} bytes exceeds the {cap} byte cap")
-        raw = await resp.content.read(cap + 1)
-        if len(raw) > cap:
-            raise FetchError(f"body exceeds the {cap} byte cap")
-        return raw
+        body = bytearray()
+        async for chunk in resp.content.iter_any():
+            body += chunk
+            if len(body) > cap:  # a lying or missing Content-Length must not fill memory
+                raise FetchError(f"body exceeds the {cap} byte cap")
+        return bytes(body)
 
     def _decode(self, status: int, headers: Mapping[str, str], raw: bytes, url: URL) -> Any:
         if not raw.strip():

@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import orjson
 
 from apigetter.contract import day_of, dig
 from apigetter.errors import OutputError
-from apigetter.store import FileRow
+from apigetter.store import FileRow, Latest
 
 UNDATED = "undated"  # items whose day key is missing or unreadable: kept, never dropped
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -57,13 +57,33 @@ class Output:
 
 
 def day_outputs(
-    api: str, endpoint: str, items: list[Any], day_key: str, tz: ZoneInfo, stamp: str
+    api: str,
+    endpoint: str,
+    items: list[Any],
+    day_key: str,
+    tz: ZoneInfo,
+    stamp: str,
+    id_key: str | None = None,
+    stored: Callable[[str], list[Any]] = lambda day: [],
 ) -> list[Output]:
-    """One file per day of the items' ``day_key`` field, in the user's time zone."""
+    """One file per day of the items' ``day_key`` field, in the user's time zone.
+
+    With ``id_key``, a day file is the union of the day's stored items and the new ones
+    (new versions win), newest first: a fetch that covers part of a day never shrinks it.
+    """
     days: dict[str, list[Any]] = defaultdict(list)
     for item in items:
-        day = day_of(dig(item, day_key), tz)
-        days[day.isoformat() if day else UNDATED].append(item)
+        when = day_of(dig(item, day_key), tz)
+        days[when.isoformat() if when else UNDATED].append(item)
+    if id_key:
+        for key, rows in days.items():
+            merged = {str(dig(row, id_key)): row for row in stored(key)}
+            merged.update((str(dig(row, id_key)), row) for row in rows)
+            days[key] = sorted(
+                merged.values(),
+                key=lambda row: (str(dig(row, day_key)), str(dig(row, id_key))),
+                reverse=True,
+            )
     folder = f"{safe_name(api)}/{safe_name(endpoint)}"
     return [
         Output(endpoint, day, folder, f"{day}--run-{stamp}.json", orjson.dumps(rows))
@@ -92,16 +112,14 @@ class Archive:
         self.root = data_dir.resolve()
         self.staging = self.root / ".staging"
 
-    def stage(
-        self, run_id: int, outputs: Iterable[Output], known: Mapping[tuple[str, str], str]
-    ) -> list[FileRow]:
-        """Write changed outputs to staging; ``known`` maps (endpoint, key) to latest hash."""
+    def stage(self, run_id: int, outputs: Iterable[Output], latest: Latest) -> list[FileRow]:
+        """Write outputs whose content differs from the latest file of their key to staging."""
         staged: list[FileRow] = []
         try:
             self.staging.mkdir(parents=True, exist_ok=True, mode=0o700)
             for out in outputs:
                 digest = out.hash
-                if known.get((out.endpoint, out.key)) == digest:
+                if latest.get((out.endpoint, out.key), ("",))[0] == digest:
                     continue
                 final = self._final(out)
                 temp = f"{run_id}-{os.urandom(6).hex()}.json"
@@ -127,10 +145,20 @@ class Archive:
             name = f"{stem}-{n}.{suffix}"
         return f"{out.folder}/{name}"
 
-    def place(self, moves: Iterable[tuple[str, str]]) -> list[str]:
+    def read_list(self, path: str) -> list[Any]:
+        """The items of an archived day file (empty if it is gone or not a list)."""
+        try:
+            data = orjson.loads((self.root / path).read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return []
+        return data if isinstance(data, list) else []
+
+    def place(self, moves: Iterable[tuple[str | None, str]]) -> list[str]:
         """Rename staged files to their final paths; returns the staged names handled."""
         done = []
         for temp, final in moves:
+            if temp is None:
+                continue
             target = self.root / final
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             try:

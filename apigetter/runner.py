@@ -25,7 +25,7 @@ from apigetter.errors import (
 from apigetter.loader import load_contracts
 from apigetter.output import Archive, Output, day_outputs, entity_output, snapshot_output
 from apigetter.plan import plan
-from apigetter.store import EndpointState, Entry, LostClaim, Store
+from apigetter.store import EndpointState, Entry, Latest, LostClaim, Store
 
 if TYPE_CHECKING:
     from apigetter.http import ApiClient, Http
@@ -272,70 +272,23 @@ class Runner:
         )
         staged: list[str | None] = []
         try:
-            url = client.base_url + fill(ep.path, self.settings.env).lstrip("/")
-            next_entry: Entry | None
-            if entry.kind == "historic":
-                assert ep.history is not None
-                cursor = ep.history.start(ctx) if entry.cursor is None else entry.cursor
-                pages, ended = await self._pages(
-                    http,
-                    client,
-                    ep,
-                    url,
-                    ep.history.params(ctx, cursor),
-                    sent,
-                    paginate=ep.history.paginate,
-                    accept=ep.history.end_statuses,
-                )
-                cursor = None if ended else ep.history.advance(ctx, cursor, pages)
-                next_entry = (
-                    None
-                    if cursor is None
-                    else Entry(
-                        api.name, ep.name, "historic", self.clock() + ep.history.pause, 0, cursor
-                    )
-                )
-            else:
-                params = ep.params(ctx) if callable(ep.params) else ep.params
-                pages, _ = await self._pages(
-                    http,
-                    client,
-                    ep,
-                    url,
-                    {k: _text(v, self.settings.env) for k, v in params.items()},
-                    sent,
-                    paginate=True,
-                )
-                next_entry = Entry(api.name, ep.name, "standard", self.started + ep.every)
-            data, count = _merge(pages, ep)
-            outputs = self._outputs(api.name, ep, data)
+            data, count, next_entry = await self._fetch(http, client, ep, entry, ctx, sent)
+            names = [ep.name, *(c.name for c in ep.children)]
+            latest = await self.store.latest_files(api.name, names)
+            outputs = self._outputs(api.name, ep, data, latest)
             child_error = ""
             for child in ep.children:
-                found, child_error = await self._children(http, client, child, data, sent)
+                found, error = await self._children(http, client, child, data, sent, latest)
                 outputs += found
-            known = {}
-            for name in {ep.name, *(c.name for c in ep.children)}:
-                known.update(
-                    {
-                        (name, k): h
-                        for k, h in (await self.store.file_hashes(api.name, name)).items()
-                    }
-                )
-            rows = self.archive.stage(self.run_id, outputs, known)
+                child_error = child_error or error
+            rows = self.archive.stage(self.run_id, outputs, latest)
             staged = [row.staged for row in rows]
+            done = entry.kind == "historic" and next_entry is None
             await self.store.commit_success(
-                self.run_id,
-                entry,
-                next_entry,
-                rows,
-                sent,
-                self.clock(),
-                history_done=entry.kind == "historic" and next_entry is None,
+                self.run_id, entry, next_entry, rows, sent, self.clock(), history_done=done
             )
-            await self.store.placed(
-                self.archive.place((r.staged, r.path) for r in rows if r.staged)
-            )
-            report.items += count
+            await self.store.placed(self.archive.place((r.staged, r.path) for r in rows))
+            report.items += count + sum(1 for out in outputs if out.endpoint != ep.name)
             report.written += len(rows)
             report.unchanged += len(outputs) - len(rows)
             if child_error:  # the parent advanced; children without a file are retried next time
@@ -350,6 +303,43 @@ class Runner:
             raise
         finally:
             report.requests += len(sent)
+
+    async def _fetch(
+        self,
+        http: Http,
+        client: ApiClient,
+        ep: Endpoint,
+        entry: Entry,
+        ctx: Context,
+        sent: list[float],
+    ) -> tuple[Any, int, Entry | None]:
+        """All pages of one entry, merged; and the entry that follows it (None: walk done)."""
+        api, env = client.api.name, self.settings.env
+        url = client.base_url + fill(ep.path, env).lstrip("/")
+        if entry.kind == "standard":
+            params = ep.params(ctx) if callable(ep.params) else ep.params
+            text = {k: _text(v, env) for k, v in params.items()}
+            pages, _ = await self._pages(http, client, ep, url, text, sent, paginate=True)
+            data, count = _merge(pages, ep)
+            return data, count, Entry(api, ep.name, "standard", self.started + ep.every)
+        walk = ep.history
+        assert walk is not None
+        cursor = walk.start(ctx) if entry.cursor is None else entry.cursor
+        pages, ended = await self._pages(
+            http,
+            client,
+            ep,
+            url,
+            walk.params(ctx, cursor),
+            sent,
+            paginate=walk.paginate,
+            accept=walk.end_statuses,
+        )
+        cursor = None if ended else walk.advance(ctx, cursor, pages)
+        data, count = _merge(pages, ep)
+        if cursor is None:
+            return data, count, None
+        return data, count, Entry(api, ep.name, "historic", self.clock() + walk.pause, 0, cursor)
 
     async def _failed(
         self,
@@ -424,21 +414,33 @@ class Runner:
             self._api(client.api.name).note = f"{ep.name}: stopped at {ep.max_pages} pages"
         return pages, False
 
-    def _outputs(self, api: str, ep: Endpoint, data: Any) -> list[Output]:
-        if ep.day_key and isinstance(data, list):
-            return day_outputs(api, ep.name, data, ep.day_key, self.settings.tz, self.stamp)
+    def _outputs(self, api: str, ep: Endpoint, data: Any, latest: Latest) -> list[Output]:
         if data is None:
             return []
-        return [snapshot_output(api, ep.name, data, self.stamp)]
+        if not (ep.day_key and isinstance(data, list)):
+            return [snapshot_output(api, ep.name, data, self.stamp)]
+
+        def stored(day: str) -> list[Any]:
+            found = latest.get((ep.name, day))
+            return self.archive.read_list(found[1]) if found and ep.id_key else []
+
+        return day_outputs(
+            api, ep.name, data, ep.day_key, self.settings.tz, self.stamp, ep.id_key, stored
+        )
 
     async def _children(
-        self, http: Http, client: ApiClient, child: Child, data: Any, sent: list[float]
+        self,
+        http: Http,
+        client: ApiClient,
+        child: Child,
+        data: Any,
+        sent: list[float],
+        latest: Latest,
     ) -> tuple[list[Output], str]:
         """One request per entity; returns the outputs and the first failure, if any."""
         ids = child.entity_ids(data)
         if child.new_only:
-            have = await self.store.file_hashes(client.api.name, child.name)
-            ids = [i for i in ids if i not in have]
+            ids = [i for i in ids if (child.name, i) not in latest]
         ids = ids[: child.max_per_run]
         env = self.settings.env
         params = {k: _text(v, env) for k, v in child.params.items()}

@@ -46,7 +46,7 @@ class Status:
         return asdict(self)
 
 
-async def collect(settings: Settings, only: list[str]) -> Status:
+async def collect(settings: Settings, only: list[str], now: float | None = None) -> Status:
     """Read contracts and the store; changes nothing but creating an empty store."""
     report = RunReport()
     ready = select_apis(settings, only, report)
@@ -87,4 +87,4 @@ async def collect(settings: Settings, only: list[str]) -> Status:
                 )
             )
         apis.append(api)
-    return Status(time.time(), apis, active, recent[0] if recent else None)
+    return Status(now or time.time(), apis, active, recent[0] if recent else None)

@@ -95,6 +95,9 @@ class FileRow:
     staged: str | None
 
 
+Latest = dict[tuple[str, str], tuple[str, str]]  # (endpoint, key) -> (hash, path)
+
+
 class LostClaim(Exception):
     """Our claim on an API was taken over (our heartbeat stopped): do not commit."""
 
@@ -436,12 +439,14 @@ class Store:
 
     # -- files -------------------------------------------------------------------------
 
-    async def file_hashes(self, api: str, endpoint: str) -> dict[str, str]:
-        """Content hash of the latest file per key of one endpoint."""
+    async def latest_files(self, api: str, endpoints: Sequence[str]) -> Latest:
+        """(content hash, path) of the latest file per (endpoint, key) of these endpoints."""
         rows = await self._read(
-            "SELECT key, hash FROM files WHERE api = ? AND endpoint = ?", (api, endpoint)
+            f"SELECT endpoint, key, hash, path FROM files "
+            f"WHERE api = ? AND endpoint IN ({_marks(endpoints)})",
+            (api, *endpoints),
         )
-        return {r["key"]: r["hash"] for r in rows}
+        return {(r["endpoint"], r["key"]): (r["hash"], r["path"]) for r in rows}
 
     async def staged_files(self, apis: Sequence[str] | None) -> list[tuple[str, str]]:
         """(staged name, final path) of files committed but not yet in place (None: all)."""

@@ -2,7 +2,8 @@
 
 Needs GITHUB_TOKEN (a fine-grained token with read access is enough) and GITHUB_USERNAME.
 GitHub allows 5,000 requests an hour for a token. Events keep only the latest 300:
-the history walk pages back until an empty page or the 422 GitHub sends past that limit.
+the standard fetch takes the newest page; the history walk pages back from page 2 until an
+empty page or the 422 GitHub sends past that limit.
 """
 
 from apigetter.contract import DAY, HOUR, Api, Endpoint, Limit, LinkHeaderPager, PageWalk, TokenAuth
@@ -28,7 +29,8 @@ API = Api(
             every=6 * HOUR,
             params={"per_page": 100},
             day_key="created_at",
-            history=PageWalk(size=100, end_statuses=(422,)),
+            id_key="id",
+            history=PageWalk(start_page=2, size=100, end_statuses=(422,)),
         ),
     ),
 )

@@ -30,7 +30,9 @@ def test_apis_are_fetched_concurrently(setup: Setup, farm: Farm) -> None:
     assert overlapping(apis["alpha"], apis["beta"])
     assert overlapping(apis["beta"], apis["gamma"])
     sequential = sum(h.end - h.start for h in farm.hits)
-    print(f"\nconcurrency: wall {wall:.2f}s (with interpreter start) vs sequential {sequential:.2f}s")
+    print(
+        f"\nconcurrency: wall {wall:.2f}s (with interpreter start) vs sequential {sequential:.2f}s"
+    )
 
 
 def test_every_item_of_every_link_page_lands_in_day_files(setup: Setup, farm: Farm) -> None:
