@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from apigetter import __version__
-from apigetter.config import Settings, load_settings
+from apigetter.config import Redactor, Settings, load_settings
 from apigetter.errors import ApigetterError
 
 if TYPE_CHECKING:
@@ -83,6 +84,12 @@ def _call(ctx: typer.Context, work: Callable[[], Awaitable[T]]) -> T:
     except asyncio.CancelledError:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None
+    except Exception as exc:  # a bug: one clean line, the traceback only with -v
+        if ctx.obj["verbose"]:
+            raise
+        text = Redactor.for_env(os.environ)(f"{type(exc).__name__}: {exc}")
+        typer.echo(f"error: {text} (run with -v for the traceback)", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
 
 
 def _ago(moment: float | None, now: float) -> str:

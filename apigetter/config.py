@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date
 from pathlib import Path
@@ -33,6 +33,7 @@ class Settings:
     apis: tuple[str, ...] = ()  # enabled APIs; empty: all
     contracts: tuple[Path, ...] = ()  # extra contract dirs
     lease_seconds: float = 120.0  # a claim whose heartbeat is older is taken over
+    busy_timeout: float = 15.0  # how long to wait for another writer of the store
     connect_timeout: float = 10.0
     request_timeout: float = 60.0
     retries: int = 3  # per request, for 429, 5xx and timeouts
@@ -55,6 +56,30 @@ class Settings:
     def tz(self) -> ZoneInfo:
         """The configured IANA time zone that day keys use."""
         return ZoneInfo(self.timezone)
+
+
+class Redactor:
+    """Replaces every known secret in a text with ``***``."""
+
+    HINTS = ("TOKEN", "SECRET", "KEY", "PASSWORD")  # env names whose values are secrets
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets: set[str] = set()
+        self.add(*secrets)
+
+    def add(self, *secrets: str) -> None:
+        """Remember more secrets (short values would redact too much, so they are kept out)."""
+        self.secrets.update(s for s in secrets if len(s) >= 6)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    @classmethod
+    def for_env(cls, env: Mapping[str, str]) -> Redactor:
+        """A redactor knowing every value whose variable name looks secret."""
+        return cls(v for k, v in env.items() if any(h in k.upper() for h in cls.HINTS))
 
 
 def default_home() -> Path:

@@ -266,6 +266,10 @@ class Auth:
         """Headers to send on every request to the API's own host."""
         return {}
 
+    def params(self, env: Mapping[str, str]) -> dict[str, str]:
+        """Query params to send on every request to the API's own host."""
+        return {}
+
 
 @dataclass(frozen=True)
 class TokenAuth(Auth):
@@ -282,6 +286,21 @@ class TokenAuth(Auth):
     def headers(self, env: Mapping[str, str]) -> dict[str, str]:
         token = env[self.var]
         return {self.header: f"{self.scheme} {token}" if self.scheme else token}
+
+
+@dataclass(frozen=True)
+class QueryKeyAuth(Auth):
+    """An API key in the query string: ``?api_key=<KEY>``."""
+
+    var: str
+    param: str = "api_key"
+
+    @property
+    def env(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (self.var,)
+
+    def params(self, env: Mapping[str, str]) -> dict[str, str]:
+        return {self.param: env[self.var]}
 
 
 @dataclass(frozen=True)
@@ -323,7 +342,9 @@ class Api:
 
     def problems(self) -> list[str]:
         """Everything wrong with this contract, as sentences; empty when valid."""
-        found = []
+        found = self._wrong_types()
+        if found:  # the checks below assume the types are right
+            return found
         if not _NAME.match(self.name):
             found.append(f"name {self.name!r} must be lower case letters, digits, _")
         if not self.base_url.startswith(("https://", "http://", "{")):
@@ -349,6 +370,41 @@ class Api:
         if self.max_in_flight < 1:
             found.append("max_in_flight must be at least 1")
         return found
+
+    def _wrong_types(self) -> list[str]:
+        number = (int, float)
+        checks: list[tuple[str, object, type | tuple[type, ...]]] = [
+            ("name", self.name, str),
+            ("base_url", self.base_url, str),
+            ("auth", self.auth, Auth),
+            ("headers", self.headers, Mapping),
+            ("max_in_flight", self.max_in_flight, int),
+        ]
+        for limit in self.limits:
+            checks.append(("limits", limit, Limit))
+            if isinstance(limit, Limit):
+                checks += [
+                    ("Limit count", limit.count, int),
+                    ("Limit per", limit.per_seconds, number),
+                ]
+        for ep in self.endpoints:
+            checks.append(("endpoints", ep, Endpoint))
+            if isinstance(ep, Endpoint):
+                at = f"endpoint {ep.name!r}"
+                checks += [
+                    (f"{at} name", ep.name, str),
+                    (f"{at} path", ep.path, str),
+                    (f"{at} every", ep.every, number),
+                    (f"{at} max_pages", ep.max_pages, int),
+                    (f"{at} paginator", ep.paginator, Paginator),
+                    (f"{at} history", ep.history, (History, type(None))),
+                    *((f"{at} children", child, Child) for child in ep.children),
+                ]
+        return [
+            f"{label} must be {getattr(kind, '__name__', 'a number')}, not {value!r}"
+            for label, value, kind in checks
+            if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))
+        ]
 
 
 def fill(template: str, values: Mapping[str, str], *, quoted: bool = True) -> str:

@@ -16,8 +16,8 @@ from aiolimiter import AsyncLimiter
 from yarl import URL
 
 from apigetter import __version__
-from apigetter.config import Settings
-from apigetter.contract import Api, Limit
+from apigetter.config import Redactor, Settings
+from apigetter.contract import Api, Limit, fill
 from apigetter.errors import FetchError, NeedsAttention, QuotaDeferred, RetryLater
 
 USER_AGENT = f"apigetter/{__version__}"
@@ -26,23 +26,6 @@ USER_AGENT = f"apigetter/{__version__}"
 SHORT_WINDOW = 60.0
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 5
-
-
-class Redactor:
-    """Replaces every known secret in a text with ``***``."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets: set[str] = set()
-        self.add(*secrets)
-
-    def add(self, *secrets: str) -> None:
-        """Remember more secrets (short values would redact too much, so they are kept out)."""
-        self.secrets.update(s for s in secrets if len(s) >= 6)
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
 
 
 def bucket(limit: Limit) -> AsyncLimiter:
@@ -94,6 +77,7 @@ class ApiClient:
     api: Api
     base_url: str
     headers: dict[str, str]
+    params: dict[str, str]  # credentials in the query, for the API's own origin only
     budget: int | None = None  # requests left in the tightest declared window, across runs
     buckets: list[AsyncLimiter] = field(default_factory=list)
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
@@ -103,7 +87,8 @@ class ApiClient:
         cls, api: Api, env: Mapping[str, str], base_url: str, recent: list[int]
     ) -> ApiClient:
         """The client of ``api``, given how many requests earlier runs sent in each window."""
-        headers = {"User-Agent": USER_AGENT, **api.headers, **api.auth.headers(env)}
+        own = {k: fill(v, env, quoted=False) for k, v in api.headers.items()}
+        headers = {"User-Agent": USER_AGENT, **own, **api.auth.headers(env)}
         long = [
             lim.count - n
             for lim, n in zip(api.limits, recent, strict=True)
@@ -113,6 +98,7 @@ class ApiClient:
             api,
             base_url.rstrip("/") + "/",
             headers,
+            api.auth.params(env),
             min(long) if long else None,
             [bucket(limit) for limit in api.limits],
             asyncio.Semaphore(api.max_in_flight),
@@ -200,18 +186,20 @@ class Http:
         target = URL(url, encoded=True)  # paths were quoted by contract.fill already
         query: Mapping[str, str] | None = params or None
         for _ in range(MAX_REDIRECTS + 1):
-            headers = client.headers if client.same_origin(target) else {"User-Agent": USER_AGENT}
+            own = client.same_origin(target)
+            headers = client.headers if own else {"User-Agent": USER_AGENT}
+            address = target.update_query(client.params) if own and client.params else target
             # Take the slot first: a token taken while waiting for a slot would let
             # requests bunch up when slots free, and the server would see a burst.
             async with client.slots:
                 await self._take(client)
                 sent.append(time.time())
                 async with self.session.get(
-                    target, params=query, headers=headers, allow_redirects=False
+                    address, params=query, headers=headers, allow_redirects=False
                 ) as resp:
                     location = resp.headers.get("Location")
                     if resp.status in REDIRECTS and location:
-                        target = resp.url.join(URL(location))
+                        target = target.join(URL(location))
                         query = None
                         continue
                     return resp.status, resp.headers, await self._read(resp), resp.url

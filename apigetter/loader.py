@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -31,7 +32,9 @@ def _validated(obj: Any, label: str, path: str) -> Api:
     if not isinstance(api, Api):
         raise ContractError(label, "defines no API = Api(...)", path)
     if problems := api.problems():
-        raise ContractError(api.name, "; ".join(problems), path)
+        raise ContractError(
+            label if not isinstance(api.name, str) else api.name, "; ".join(problems), path
+        )
     return api
 
 
@@ -49,8 +52,12 @@ def load_file(path: Path) -> Api:
             label, f"syntax error at line {exc.lineno}: {exc.msg}", str(path)
         ) from None
     except Exception as exc:  # a contract is user code: any failure is reported, not raised
+        lines = [
+            f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)
+        ]
+        where = f" at line {lines[-1]}" if lines else ""
         raise ContractError(
-            label, f"failed to import: {type(exc).__name__}: {exc}", str(path)
+            label, f"failed to import{where}: {type(exc).__name__}: {exc}", str(path)
         ) from None
     finally:
         sys.modules.pop(spec.name, None)

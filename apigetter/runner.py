@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from apigetter.config import Settings
+from apigetter.config import Redactor, Settings
 from apigetter.contract import Api, Child, Context, Endpoint, Page, dig, fill
 from apigetter.errors import (
     ConfigError,
@@ -21,6 +21,7 @@ from apigetter.errors import (
     NeedsAttention,
     QuotaDeferred,
     RetryLater,
+    StoreError,
 )
 from apigetter.loader import load_contracts
 from apigetter.output import Archive, Output, day_outputs, entity_output, snapshot_output
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from apigetter.http import ApiClient, Http
 
 log = logging.getLogger("apigetter")
-SECRET_HINTS = ("TOKEN", "SECRET", "KEY", "PASSWORD")
 
 
 @dataclass
@@ -110,7 +110,7 @@ async def run(
         raise ConfigError(f"nothing to run: {problems}")
     if not apis:
         return report
-    store = await Store.open(settings.store_path)
+    store = await Store.open(settings.store_path, settings.busy_timeout)
     try:
         if dry_run:
             report.status = "dry-run"
@@ -142,6 +142,7 @@ class Runner:
         self.run_id = 0
         self.started = 0.0
         self.stamp = ""
+        self.redact = Redactor.for_env(settings.env)
 
     async def run(self, force: bool) -> RunReport:
         """Claim, recover, plan, fetch, release."""
@@ -196,7 +197,7 @@ class Runner:
         self.archive.clear_orphans(active, keep)
 
     async def _fetch_all(self, force: bool) -> None:
-        from apigetter.http import ApiClient, Http, Redactor
+        from apigetter.http import ApiClient, Http
 
         names = sorted(self.apis)
         states = await self.store.states(names)
@@ -207,10 +208,7 @@ class Runner:
             await self.store.start_history(made.start_history)
         for entry in made.not_due:
             self._api(entry.api).not_due += 1
-        redact = Redactor(
-            v for k, v in self.settings.env.items() if any(h in k.upper() for h in SECRET_HINTS)
-        )
-        env = self.settings.env
+        redact, env = self.redact, self.settings.env
         clients = {}
         for name, api in self.apis.items():
             redact.add(*(env[v] for v in api.auth.env))
@@ -287,7 +285,11 @@ class Runner:
             await self.store.commit_success(
                 self.run_id, entry, next_entry, rows, sent, self.clock(), history_done=done
             )
-            await self.store.placed(self.archive.place((r.staged, r.path) for r in rows))
+            staged = []  # committed: from here on the next run rolls them forward if need be
+            try:
+                await self.store.placed(self.archive.place((r.staged, r.path) for r in rows))
+            except (OSError, StoreError) as exc:
+                log.warning("%s/%s: files stay staged for the next run: %s", api.name, ep.name, exc)
             report.items += count + sum(1 for out in outputs if out.endpoint != ep.name)
             report.written += len(rows)
             report.unchanged += len(outputs) - len(rows)
@@ -298,7 +300,15 @@ class Runner:
             await self._failed(entry, exc, staged, sent, report)
         except LostClaim:
             self.archive.discard(staged)
-        except BaseException:
+        except StoreError as exc:  # cannot record anything: the entry simply stays due
+            self.archive.discard(staged)
+            report.state = "failed"
+            report.errors.append(f"{entry.endpoint}: {exc}")
+        except Exception as exc:  # a contract hook, or a response shape it did not expect
+            log.debug("%s/%s failed", api.name, ep.name, exc_info=True)
+            reason = self.redact(f"{type(exc).__name__}: {exc}")[:200]
+            await self._failed(entry, FetchError(reason), staged, sent, report)
+        except BaseException:  # cancelled: nothing was committed, the entry stays due
             self.archive.discard(staged)
             raise
         finally:
@@ -369,8 +379,12 @@ class Runner:
             entry.attempts + (not quota),
             entry.cursor,
         )
-        with contextlib.suppress(LostClaim):
+        try:
             await self.store.commit_failure(self.run_id, later, result, message, sent, now)
+        except StoreError as exc:
+            message = f"{message}; not recorded: {exc}"
+        except LostClaim:
+            return
         if quota:
             report.note = message
             return

@@ -51,7 +51,7 @@ async def collect(settings: Settings, only: list[str], now: float | None = None)
     report = RunReport()
     ready = select_apis(settings, only, report)
     names = sorted({*ready, *report.apis})
-    store = await Store.open(settings.store_path)
+    store = await Store.open(settings.store_path, settings.busy_timeout)
     try:
         entries = {(e.api, e.endpoint, e.kind): e for e in await store.entries(names)}
         states = await store.states(names)

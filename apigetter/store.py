@@ -133,23 +133,24 @@ def _marks(values: Sequence[object]) -> str:
 class Store:
     """The SQLite store, through one connection; every write is one short transaction."""
 
-    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+    def __init__(self, db: aiosqlite.Connection, path: Path, busy_timeout: float = 15.0) -> None:
         self.db = db
         self.path = path
+        self.busy_timeout = busy_timeout
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: Path) -> Store:
+    async def open(cls, path: Path, busy_timeout: float = 15.0) -> Store:
         """Open (and create, 0600, with the current schema) the store at ``path``."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not path.exists():
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-            db = await aiosqlite.connect(path, isolation_level=None, timeout=15.0)
+            db = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(str(path), f"cannot open: {exc}") from exc
         db.row_factory = sqlite3.Row
-        store = cls(db, path)
+        store = cls(db, path, busy_timeout)
         try:
             await store._prepare()
         except BaseException:
@@ -159,7 +160,7 @@ class Store:
 
     async def _prepare(self) -> None:
         try:
-            await self.db.execute("PRAGMA busy_timeout = 15000")
+            await self.db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             await self.db.execute("PRAGMA journal_mode = WAL")
             await self.db.execute("PRAGMA synchronous = NORMAL")
             async with self.transaction():
