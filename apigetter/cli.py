@@ -55,10 +55,8 @@ def main_options(
     ] = False,
 ) -> None:
     """Keep a personal archive of your data from many HTTP APIs."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apigetter").setLevel(logging.DEBUG if verbose else logging.WARNING)
     ctx.obj = {"home": home, "contracts": tuple(contracts or ()), "verbose": verbose}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Iterable, Mapping
@@ -169,7 +170,9 @@ class Http:
                 wait = self._backoff(attempt) if wait is None else wait
                 reason = f"HTTP {status}{self._excerpt(raw)}"
                 if wait > settings.max_retry_wait:
-                    raise RetryLater(f"{reason}; retry after {wait:.0f}s", time.time() + wait)
+                    raise RetryLater(
+                        f"{reason}; retry after {math.ceil(wait)}s", time.time() + wait
+                    )
                 if attempt < settings.retries:
                     await asyncio.sleep(wait)
                     continue

@@ -5,12 +5,61 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import orjson
 from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Fault = tuple[int, dict[str, str], bytes] | Handler
+
+
+def hang(seconds: float) -> Handler:
+    """Answer only after ``seconds`` (past the client's timeout)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(seconds)
+        return web.json_response([])
+
+    return handler
+
+
+def drip(chunks: int, every: float) -> Handler:
+    """Send a JSON body one byte at a time, ``every`` seconds apart."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        body = b"[" + b" " * (chunks - 2) + b"]"
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.content_length = len(body)
+        await resp.prepare(request)
+        for byte in body:
+            await resp.write(bytes([byte]))
+            await asyncio.sleep(every)
+        return resp
+
+    return handler
+
+
+def reset_mid_body() -> Handler:
+    """Promise 1,000 bytes, send a few, then drop the connection."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.content_length = 1000
+        await resp.prepare(request)
+        await resp.write(b'[{"id": 1, "created_at": ')
+        assert request.transport is not None
+        request.transport.abort()
+        return resp
+
+    return handler
+
+
+def redirect(to: str) -> Fault:
+    """A 302 to ``to``."""
+    return (302, {"Location": to}, b"")
 
 
 @dataclass(frozen=True)
@@ -28,13 +77,14 @@ class Hit:
 @dataclass
 class Farm:
     """Several APIs of one shape: ``/<api>/items?page=N`` (Link pages), ``/<api>/user``,
-    ``/<api>/item/<id>``. ``faults[path]`` holds responses served (once each) instead."""
+    ``/<api>/item/<id>``. ``faults[path]`` holds answers served (once each) instead: a
+    (status, headers, body) tuple or a handler for the misbehaviour."""
 
     latency: float = 0.0
     pages: int = 3
     per_page: int = 5
     hits: list[Hit] = field(default_factory=list)
-    faults: dict[str, list[tuple[int, dict[str, str], bytes]]] = field(default_factory=dict)
+    faults: dict[str, list[Fault]] = field(default_factory=dict)
     submitted: list[object] = field(default_factory=lambda: [1, 2, 3])  # child entity ids
     version: int = 1  # bump to change every body (upstream data changed)
     url: str = ""
@@ -60,7 +110,9 @@ class Farm:
         app.router.add_get("/{tail:.*}", self._fault_only)
         return app
 
-    async def _answer(self, request: web.Request, body: object, **headers: str) -> web.Response:
+    async def _answer(
+        self, request: web.Request, body: object, **headers: str
+    ) -> web.StreamResponse:
         start = time.monotonic()
         await asyncio.sleep(self.latency)
         api = request.path.strip("/").split("/")[0]
@@ -76,29 +128,32 @@ class Farm:
         )
         queued = self.faults.get(request.path)
         if queued:
-            status, extra, raw = queued.pop(0)
+            fault = queued.pop(0)
+            if callable(fault):
+                return await fault(request)
+            status, extra, raw = fault
             return web.Response(status=status, headers=extra, body=raw)
         return web.Response(
             body=orjson.dumps(body), content_type="application/json", headers=headers
         )
 
-    async def _items(self, request: web.Request) -> web.Response:
+    async def _items(self, request: web.Request) -> web.StreamResponse:
         api, page = request.match_info["api"], int(request.query.get("page", "1"))
         headers = {}
         if page < self.pages:
             headers["Link"] = f'<{self.url}/{api}/items?page={page + 1}>; rel="next"'
         return await self._answer(request, self.items(api, page), **headers)
 
-    async def _user(self, request: web.Request) -> web.Response:
+    async def _user(self, request: web.Request) -> web.StreamResponse:
         api = request.match_info["api"]
         return await self._answer(
             request, {"login": api, "v": self.version, "submitted": self.submitted}
         )
 
-    async def _item(self, request: web.Request) -> web.Response:
+    async def _item(self, request: web.Request) -> web.StreamResponse:
         return await self._answer(request, {"id": request.match_info["id"], "v": self.version})
 
-    async def _fault_only(self, request: web.Request) -> web.Response:
+    async def _fault_only(self, request: web.Request) -> web.StreamResponse:
         if request.path in self.faults:
             return await self._answer(request, None)
         raise web.HTTPNotFound()
