@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from apigetter.contract import Api
+from apigetter.contract import Api, Cursor
 from apigetter.store import EndpointState, Entry
 
 
@@ -54,3 +54,27 @@ def plan(
                 due = force or entry.run_after <= now
                 (result.due if due else result.not_due).append(entry)
     return result
+
+
+def succeeded(entry: Entry, delay: float, base: float, cursor: Cursor = None) -> Entry | None:
+    """The entry after a success: a standard one is due ``delay`` after ``base`` (the run's
+    start); a historic one moves to ``cursor`` after its pause, or ends (None) without one."""
+    if entry.kind == "historic" and cursor is None:
+        return None
+    return Entry(entry.api, entry.endpoint, entry.kind, base + delay, 0, cursor)
+
+
+def failed(
+    entry: Entry, now: float, cap: float, until: float = 0.0, *, counts: bool = True
+) -> Entry:
+    """The entry after a failure: still there, due after a capped exponential backoff (or
+    the provider's ``until``, if later). A failure that ``counts`` not just waits."""
+    backoff = min(cap, 60.0 * 2**entry.attempts) if counts else 0.0
+    return Entry(
+        entry.api,
+        entry.endpoint,
+        entry.kind,
+        max(now + backoff, until),
+        entry.attempts + counts,
+        entry.cursor,
+    )

@@ -25,7 +25,7 @@ from apigetter.errors import (
 )
 from apigetter.loader import load_contracts
 from apigetter.output import Archive, Output, day_outputs, entity_output, snapshot_output
-from apigetter.plan import plan
+from apigetter.plan import failed, plan, succeeded
 from apigetter.store import EndpointState, Entry, Latest, LostClaim, Store
 
 if TYPE_CHECKING:
@@ -324,14 +324,14 @@ class Runner:
         sent: list[float],
     ) -> tuple[Any, int, Entry | None]:
         """All pages of one entry, merged; and the entry that follows it (None: walk done)."""
-        api, env = client.api.name, self.settings.env
+        env = self.settings.env
         url = client.base_url + fill(ep.path, env).lstrip("/")
         if entry.kind == "standard":
             params = ep.params(ctx) if callable(ep.params) else ep.params
             text = {k: _text(v, env) for k, v in params.items()}
             pages, _ = await self._pages(http, client, ep, url, text, sent, paginate=True)
             data, count = _merge(pages, ep)
-            return data, count, Entry(api, ep.name, "standard", self.started + ep.every)
+            return data, count, succeeded(entry, ep.every, self.started)
         walk = ep.history
         assert walk is not None
         cursor = walk.start(ctx) if entry.cursor is None else entry.cursor
@@ -347,9 +347,7 @@ class Runner:
         )
         cursor = None if ended else walk.advance(ctx, cursor, pages)
         data, count = _merge(pages, ep)
-        if cursor is None:
-            return data, count, None
-        return data, count, Entry(api, ep.name, "historic", self.clock() + walk.pause, 0, cursor)
+        return data, count, succeeded(entry, walk.pause, self.clock(), cursor)
 
     async def _failed(
         self,
@@ -363,22 +361,14 @@ class Runner:
         self.archive.discard(staged)
         now = self.clock()
         quota = isinstance(exc, QuotaDeferred)  # our own budget: wait, but no failure
-        backoff = 0.0 if quota else min(self.settings.backoff_cap, 60.0 * 2**entry.attempts)
         until = exc.until if isinstance(exc, RetryLater) else 0.0
+        later = failed(entry, now, self.settings.backoff_cap, until, counts=not quota)
         result = (
             "attention"
             if isinstance(exc, NeedsAttention)
             else ("deferred" if isinstance(exc, RetryLater) else "error")
         )
         message = f"{entry.endpoint}: {exc.reason}"
-        later = Entry(
-            entry.api,
-            entry.endpoint,
-            entry.kind,
-            max(now + backoff, until),
-            entry.attempts + (not quota),
-            entry.cursor,
-        )
         try:
             await self.store.commit_failure(self.run_id, later, result, message, sent, now)
         except StoreError as exc:

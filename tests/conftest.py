@@ -5,15 +5,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.servers import Farm, serve
 
 CANARY = "canary-6f1e2d3c4b5a-SECRET"
+APIS = ("alpha", "beta", "gamma")
 
 FARM_CONTRACT = """
 from apigetter.contract import Api, Child, Endpoint, LinkHeaderPager, Limit, TokenAuth
@@ -64,7 +68,7 @@ class Setup:
         self, *args: str, extra: Mapping[str, str] | None = None, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
         """Run the real ``apigetter`` command in a subprocess."""
-        return subprocess.run(
+        result = subprocess.run(
             [sys.executable, "-m", "apigetter", *args],
             env={**self.env, **(extra or {})},
             capture_output=True,
@@ -72,6 +76,14 @@ class Setup:
             timeout=timeout,
             check=False,
         )
+        assert CANARY not in result.stdout + result.stderr
+        return result
+
+    def finish(self, proc: subprocess.Popen[str], timeout: float = 60) -> tuple[str, str]:
+        """Wait for a process from ``popen``; its output must not hold the canary either."""
+        out, err = proc.communicate(timeout=timeout)
+        assert CANARY not in out + err
+        return out, err
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         """Start the real ``apigetter`` command without waiting."""
@@ -94,7 +106,7 @@ def farm() -> Iterator[Farm]:
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> Setup:
+def setup(tmp_path: Path) -> Iterator[Setup]:
     """An empty home with only our test contracts (the bundled ones lack credentials)."""
     home, contracts = tmp_path / "home", tmp_path / "contracts"
     contracts.mkdir()
@@ -107,4 +119,31 @@ def setup(tmp_path: Path) -> Setup:
     home.mkdir()
     # Small timings so failure paths do not slow the suite; a test may overwrite this.
     (home / "config.toml").write_text("retry_backoff = 0.05\nlease_seconds = 30\n")
-    return Setup(home, contracts, env)
+    yield Setup(home, contracts, env)
+    # Whatever the test did, the token used everywhere must be nowhere in the home.
+    for path in home.rglob("*"):
+        if path.is_file():
+            assert CANARY.encode() not in path.read_bytes(), path
+
+
+def wait_for_hits(farm: Farm, count: int, timeout: float = 20) -> None:
+    """Block until the farm has seen ``count`` requests."""
+    deadline = time.monotonic() + timeout
+    while len(farm.hits) < count:
+        assert time.monotonic() < deadline, f"only {len(farm.hits)} requests arrived"
+        time.sleep(0.01)
+
+
+def archived_once(setup: Setup, farm: Farm) -> None:
+    """Every (api, endpoint, key) has exactly one file, and every item is in one."""
+    keys: Counter[tuple[str, str, str]] = Counter()
+    for path in setup.files():
+        api, endpoint = path.parent.parent.name, path.parent.name
+        keys[api, endpoint, path.name.split("--run-")[0]] += 1
+    assert keys and max(keys.values()) == 1, keys.most_common(3)
+    assert not list((setup.data / ".staging").glob("*"))
+    for api in APIS:
+        items = [r for p in setup.files(api, "items") for r in orjson.loads(p.read_bytes())]
+        expected = [i["id"] for page in (1, 2, 3) for i in farm.items(api, page)]
+        assert sorted(r["id"] for r in items) == sorted(expected)
+        assert len(setup.files(api, "things")) == 3 and len(setup.files(api, "user")) == 1

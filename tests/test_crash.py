@@ -5,37 +5,11 @@ from __future__ import annotations
 import signal
 import sqlite3
 import time
-from collections import Counter
 
-import orjson
 import pytest
 
-from tests.conftest import Setup
+from tests.conftest import APIS, Setup, archived_once, wait_for_hits
 from tests.servers import Farm
-
-APIS = ("alpha", "beta", "gamma")
-
-
-def wait_for_hits(farm: Farm, count: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while len(farm.hits) < count:
-        assert time.monotonic() < deadline, f"only {len(farm.hits)} requests arrived"
-        time.sleep(0.01)
-
-
-def archived_once(setup: Setup, farm: Farm) -> None:
-    """Every (api, endpoint, key) has exactly one file, and every item is in one."""
-    keys = Counter()
-    for path in setup.files():
-        api, endpoint = path.parent.parent.name, path.parent.name
-        keys[api, endpoint, path.name.split("--run-")[0]] += 1
-    assert keys and max(keys.values()) == 1, keys.most_common(3)
-    assert not list((setup.data / ".staging").glob("*"))
-    for api in APIS:
-        items = [r for p in setup.files(api, "items") for r in orjson.loads(p.read_bytes())]
-        expected = [i["id"] for page in (1, 2, 3) for i in farm.items(api, page)]
-        assert sorted(r["id"] for r in items) == sorted(expected)
-        assert len(setup.files(api, "things")) == 3 and len(setup.files(api, "user")) == 1
 
 
 @pytest.mark.parametrize("after_hits", [1, 5, 12])
@@ -48,7 +22,7 @@ def test_sigkill_mid_fetch_loses_and_repeats_nothing(
     victim = setup.popen("run")
     wait_for_hits(farm, after_hits)
     victim.send_signal(signal.SIGKILL)
-    victim.communicate(timeout=10)
+    setup.finish(victim, timeout=10)
     takeover = setup.cli("run")  # same host, pid gone: no need to wait for the lease
     assert takeover.returncode == 0, takeover.stderr
     assert not takeover.stdout.startswith("skipped")
@@ -73,7 +47,7 @@ def test_signal_releases_the_claim_and_keeps_work_due(
     wait_for_hits(farm, 3)
     started = time.monotonic()
     victim.send_signal(sig)
-    _, err = victim.communicate(timeout=10)
+    _, err = setup.finish(victim, timeout=10)
     assert time.monotonic() - started < 5
     assert victim.returncode == 130 and "interrupted" in err and "Traceback" not in err
     with sqlite3.connect(setup.home / "apigetter.db") as db:
@@ -82,3 +56,28 @@ def test_signal_releases_the_claim_and_keeps_work_due(
     farm.latency = 0.0
     assert setup.cli("run").returncode == 0
     archived_once(setup, farm)
+
+
+def test_a_claim_from_another_host_is_taken_over_only_after_the_lease(
+    setup: Setup, farm: Farm
+) -> None:
+    (setup.home / "config.toml").write_text("lease_seconds = 2\n")
+    setup.add_farm_api("alpha", farm)
+    assert setup.cli("status").returncode == 0  # creates the store
+    now = time.time()
+    with sqlite3.connect(setup.home / "apigetter.db") as db:
+        db.execute(
+            "INSERT INTO runs (id, status, pid, host, apis, started_at, heartbeat_at) "
+            "VALUES (7, 'running', 1, 'elsewhere', '[\"alpha\"]', ?, ?)",
+            (now, now),
+        )
+        db.execute("INSERT INTO claims (api, run_id) VALUES ('alpha', 7)")
+    early = setup.cli("run")
+    assert early.returncode == 0 and early.stdout.startswith("skipped:")
+    assert "alpha (held by run 7)" in early.stdout and not farm.hits
+    time.sleep(max(0.0, now + 2.2 - time.time()))
+    late = setup.cli("run")
+    assert late.returncode == 0 and not late.stdout.startswith("skipped")
+    assert len(farm.hits) == 7
+    with sqlite3.connect(setup.home / "apigetter.db") as db:
+        assert db.execute("SELECT status FROM runs WHERE id = 7").fetchone() == ("abandoned",)

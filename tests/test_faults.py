@@ -28,7 +28,7 @@ FAULTS: dict[str, tuple[Callable[[Farm, str], Fault], str]] = {
     "429 rate limit reset": (
         lambda f, o: (
             429,
-            {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 900)},
+            {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 950)},
             b"{}",
         ),
         "HTTP 429: {}; retry after 9",
@@ -36,7 +36,7 @@ FAULTS: dict[str, tuple[Callable[[Farm, str], Fault], str]] = {
     "403 rate limit reset": (
         lambda f, o: (
             403,
-            {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 900)},
+            {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 950)},
             b'{"message": "API rate limit exceeded"}',
         ),
         'HTTP 403: {"message": "API rate limit exceeded"}; retry after 9',

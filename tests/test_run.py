@@ -77,7 +77,7 @@ def test_ten_concurrent_processes_call_each_url_once(setup: Setup, farm: Farm) -
     for name in ("alpha", "beta", "gamma"):
         setup.add_farm_api(name, farm)
     procs = [setup.popen("run") for _ in range(10)]
-    outputs = [p.communicate(timeout=60) for p in procs]
+    outputs = [setup.finish(p) for p in procs]
     assert [p.returncode for p in procs] == [0] * 10, outputs
     seen = Counter((h.path, tuple(sorted(h.query.items()))) for h in farm.hits)
     assert seen and max(seen.values()) == 1, seen.most_common(3)
