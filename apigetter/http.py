@@ -151,6 +151,8 @@ class Http:
         for attempt in range(settings.retries + 1):
             try:
                 status, headers, raw, final = await self._send(client, url, params, sent)
+            except aiohttp.ClientConnectorCertificateError as exc:  # not transient: no retry
+                raise FetchError(f"{self._error(exc)} ({self._where(url)})") from None
             except (TimeoutError, aiohttp.ClientError) as exc:
                 reason = "timed out" if isinstance(exc, TimeoutError) else self._error(exc)
                 if attempt == settings.retries:

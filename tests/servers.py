@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -167,7 +168,7 @@ class Farm:
 
 
 @contextmanager
-def serve(app: web.Application) -> Iterator[str]:
+def serve(app: web.Application, tls: ssl.SSLContext | None = None) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 from a background thread; yields its base URL."""
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app, access_log=None)
@@ -176,7 +177,7 @@ def serve(app: web.Application) -> Iterator[str]:
 
     async def start() -> None:
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
         await site.start()
         port.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
         ready.set()
@@ -186,7 +187,7 @@ def serve(app: web.Application) -> Iterator[str]:
     asyncio.run_coroutine_threadsafe(start(), loop)
     assert ready.wait(10), "server did not start"
     try:
-        yield f"http://127.0.0.1:{port[0]}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port[0]}"
     finally:
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)

@@ -163,3 +163,13 @@ def test_a_bad_contract_names_file_line_and_field(
     assert f"contract bad ({path}): {message}" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     assert setup.files("alpha", "user")
+
+
+def test_a_contract_hook_that_raises_fails_only_its_endpoint(setup: Setup, farm: Farm) -> None:
+    setup.add_farm_api("alpha", farm)
+    path = setup.contracts / "alpha.py"
+    path.write_text(path.read_text().replace('u["submitted"]', 'u["nope"]'))
+    result = setup.cli("run")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "alpha: user: KeyError: 'nope'"
+    assert len(setup.files("alpha", "items")) == 8 and not setup.files("alpha", "user")
