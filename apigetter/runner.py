@@ -8,7 +8,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -72,7 +72,7 @@ class RunReport:
         return {**totals, "errors": sum(len(r.errors) for r in self.apis.values())}
 
 
-def select_apis(settings: Settings, only: list[str], report: RunReport) -> dict[str, Api]:
+def select_apis(settings: Settings, only: Sequence[str], report: RunReport) -> dict[str, Api]:
     """Loaded, enabled and ready APIs; everything else goes into ``report`` with a reason."""
     loaded = load_contracts(settings.contracts)
     wanted = set(only or settings.apis or [*loaded.apis, *(e.api for e in loaded.errors)])
@@ -97,14 +97,14 @@ def select_apis(settings: Settings, only: list[str], report: RunReport) -> dict[
 async def run(
     settings: Settings,
     *,
-    only: list[str] = (),  # type: ignore[assignment]
+    only: Sequence[str] = (),
     force: bool = False,
     dry_run: bool = False,
     clock: Callable[[], float] = time.time,
 ) -> RunReport:
     """Fetch every due endpoint of the selected APIs once; never raises for one endpoint."""
     report = RunReport()
-    apis = select_apis(settings, list(only), report)
+    apis = select_apis(settings, only, report)
     if only and not apis:
         problems = "; ".join(f"{r.name}: {r.note}" for r in report.apis.values())
         raise ConfigError(f"nothing to run: {problems}")
@@ -182,7 +182,12 @@ class Runner:
         """Keep our claim fresh; if another run took it over, stop fetching."""
         while True:
             await asyncio.sleep(self.settings.lease_seconds / 3)
-            if not await self.store.heartbeat(self.run_id, self.clock()) and main:
+            try:
+                alive = await self.store.heartbeat(self.run_id, self.clock())
+            except StoreError as exc:  # busy for a while: the next beat may get through
+                log.warning("heartbeat of run %s failed: %s", self.run_id, exc)
+                continue
+            if not alive and main:
                 log.error("run %s lost its claim (heartbeat too late); stopping", self.run_id)
                 main.cancel()
                 return
