@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.servers import Farm, serve
+from tests.servers import Farm, running
 
 CANARY = "canary-6f1e2d3c4b5a-SECRET"
 APIS = ("alpha", "beta", "gamma")
@@ -99,9 +99,7 @@ class Setup:
 @pytest.fixture
 def farm() -> Iterator[Farm]:
     """A running farm server."""
-    farm = Farm()
-    with serve(farm.app()) as url:
-        farm.url = url
+    with running() as farm:
         yield farm
 
 

@@ -193,3 +193,12 @@ def serve(app: web.Application, tls: ssl.SSLContext | None = None) -> Iterator[s
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+@contextmanager
+def running(tls: ssl.SSLContext | None = None) -> Iterator[Farm]:
+    """A farm served from a background thread, its ``url`` set."""
+    farm = Farm()
+    with serve(farm.app(), tls) as url:
+        farm.url = url
+        yield farm

@@ -10,7 +10,7 @@ from email.utils import formatdate
 import pytest
 
 from tests.conftest import CANARY, Setup
-from tests.servers import Farm, Fault, drip, hang, redirect, reset_mid_body, serve
+from tests.servers import Farm, Fault, drip, hang, redirect, reset_mid_body, running
 
 CONFIG = (
     "request_timeout = 1.0\nretries = 1\nretry_backoff = 0.01\nmax_retry_wait = 5\n"
@@ -73,10 +73,8 @@ FAULTS: dict[str, tuple[Callable[[Farm, str], Fault], str]] = {
 
 @pytest.fixture
 def other() -> Iterator[Farm]:
-    """A second host: answers /steal with 401 unless it is handed credentials."""
-    farm = Farm()
-    with serve(farm.app()) as url:
-        farm.url = url
+    """A second host, to redirect to."""
+    with running() as farm:
         yield farm
 
 

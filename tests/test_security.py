@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Setup
-from tests.servers import Farm, serve
+from tests.servers import Farm, running
 
 PACKAGE = Path(__file__).parent.parent / "apigetter"
 
@@ -40,9 +40,7 @@ def test_tls_is_always_verified(setup: Setup, tmp_path: Path) -> None:
     )
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert, key)
-    farm = Farm()
-    with serve(farm.app(), tls) as url:
-        farm.url = url
+    with running(tls) as farm:
         setup.add_farm_api("alpha", farm)
         result = setup.cli("run")
     assert result.returncode == 1
