@@ -40,11 +40,12 @@ def main() -> None:
     args = parser.parse_args()
     apis = orjson.loads(args.spec.read_bytes())["apis"]
 
+    def every_api() -> Iterator[Any]:
+        yield from farm_resources(args.url, apis)
+
     # One source holding every API, parallelized: dlt's documented way to fetch
     # resources concurrently (separate sources would run one after another).
-    @dlt.source(name="farm", parallelized=True)
-    def farm() -> Iterator[Any]:
-        yield from farm_resources(args.url, apis)
+    farm = dlt.source(every_api, name="farm", parallelized=True)
 
     pipeline = dlt.pipeline(
         pipeline_name="farm",
