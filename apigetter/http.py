@@ -22,24 +22,22 @@ from apigetter.contract import Api, Limit, fill
 from apigetter.errors import FetchError, NeedsAttention, QuotaDeferred, RetryLater
 
 USER_AGENT = f"apigetter/{__version__}"
-# Windows up to this long are paced by in-run buckets alone; longer ones (hourly, daily
-# quotas) are mostly spent by earlier runs, so the ledger turns them into a request budget.
+# Windows up to this long are paced evenly within a run. Longer ones (hourly, daily quotas)
+# are exact as a request budget from the ledger, and may be spent in bursts.
 SHORT_WINDOW = 60.0
+SPACING = 1.02
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 5
 
 
 def bucket(limit: Limit) -> AsyncLimiter:
-    """A leaky bucket that can never let ``limit.count`` + 1 requests into one window.
+    """Even pacing that can never let ``limit.count`` + 1 requests into one window.
 
-    A bucket of size B refilled at rate r admits at most B + r * per requests in any window
-    of ``per`` seconds. Keeping B at 5% of the count (at least 1) and r at the remaining
-    95% bounds that by exactly ``count``, while long windows (daily caps) still allow bursts.
+    One request every ``SPACING * per / count`` seconds: any window of ``per`` seconds holds
+    at most ``floor(count / SPACING) + 1 <= count`` of them, at 98% of the declared rate,
+    with 2% of each gap as slack for requests that arrive a little early.
     """
-    size = max(1, limit.count // 20)
-    if limit.count <= size:  # a window that admits one request: pace one per window
-        return AsyncLimiter(1, limit.per_seconds * 1.01)
-    return AsyncLimiter(size, limit.per_seconds * size / (limit.count - size))
+    return AsyncLimiter(1, SPACING * limit.per_seconds / limit.count)
 
 
 def retry_after(headers: Mapping[str, str], now: float) -> float | None:
@@ -90,6 +88,11 @@ class ApiClient:
         """The client of ``api``, given how many requests earlier runs sent in each window."""
         own = {k: fill(v, env, quoted=False) for k, v in api.headers.items()}
         headers = {"User-Agent": USER_AGENT, **own, **api.auth.headers(env)}
+        short = [
+            (lim, n)
+            for lim, n in zip(api.limits, recent, strict=True)
+            if lim.per_seconds <= SHORT_WINDOW
+        ]
         long = [
             lim.count - n
             for lim, n in zip(api.limits, recent, strict=True)
@@ -101,12 +104,11 @@ class ApiClient:
             headers,
             api.auth.params(env),
             min(long) if long else None,
-            [bucket(limit) for limit in api.limits],
+            [bucket(limit) for limit, _ in short],
             asyncio.Semaphore(api.max_in_flight),
         )
-        for limiter, n in zip(client.buckets, recent, strict=True):
-            # A run that just ended may have filled this window: start the bucket as full.
-            for _ in range(min(n, int(limiter.max_rate))):
+        for limiter, (_, n) in zip(client.buckets, short, strict=True):
+            if n:  # a run that just ended paced this window: keep its spacing going
                 await limiter.acquire()
         return client
 

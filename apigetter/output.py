@@ -111,33 +111,54 @@ class Archive:
     def __init__(self, data_dir: Path) -> None:
         self.root = data_dir.resolve()
         self.staging = self.root / ".staging"
+        self._ready: set[str] = set()  # folders known to exist inside the root this run
 
-    def stage(self, run_id: int, outputs: Iterable[Output], latest: Latest) -> list[FileRow]:
-        """Write outputs whose content differs from the latest file of their key to staging."""
-        staged: list[FileRow] = []
+    def _folder(self, folder: str) -> Path:
+        """``root/folder``, created, and checked once per run to stay inside the root."""
+        path = self.root / folder
+        if folder not in self._ready:
+            if not path.resolve().is_relative_to(self.root):
+                raise OutputError("path escapes the data dir", str(path))
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._ready.add(folder)
+        return path
+
+    def stage_one(self, run_id: int, out: Output, latest: Latest) -> FileRow | None:
+        """Write ``out`` to staging unless it equals the latest file of its key."""
+        digest = out.hash
+        if latest.get((out.endpoint, out.key), ("",))[0] == digest:
+            return None
+        temp = f"{run_id}-{os.urandom(6).hex()}.json"
         try:
-            self.staging.mkdir(parents=True, exist_ok=True, mode=0o700)
-            for out in outputs:
-                digest = out.hash
-                if latest.get((out.endpoint, out.key), ("",))[0] == digest:
-                    continue
-                final = self._final(out)
-                temp = f"{run_id}-{os.urandom(6).hex()}.json"
-                staged.append(FileRow(out.endpoint, out.key, digest, final, temp))
-                fd = os.open(self.staging / temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            self._folder(".staging")
+            final = self._final(out)
+            fd = os.open(self.staging / temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(out.content)
+            except OSError:
+                (self.staging / temp).unlink(missing_ok=True)
+                raise
         except OSError as exc:
-            self.discard(row.staged for row in staged)
             raise OutputError(exc.strerror or str(exc), str(exc.filename or self.root)) from exc
-        return staged
+        return FileRow(out.endpoint, out.key, digest, final, temp)
+
+    def stage(self, run_id: int, outputs: Iterable[Output], latest: Latest) -> list[FileRow]:
+        """Stage every changed output; on a failure, none of them."""
+        rows: list[FileRow] = []
+        try:
+            for out in outputs:
+                if row := self.stage_one(run_id, out, latest):
+                    rows.append(row)
+        except OutputError:
+            self.discard(row.staged for row in rows)
+            raise
+        return rows
 
     def _final(self, out: Output) -> str:
         """A free path for ``out`` inside the data dir (a second run in the same second
         gets ``-2``; nothing is ever overwritten)."""
-        folder = self.root / out.folder
-        if not folder.resolve().is_relative_to(self.root):
-            raise OutputError("path escapes the data dir", str(folder))
+        folder = self._folder(out.folder)
         stem, suffix = out.name.rsplit(".", 1)
         name, n = out.name, 1
         while (folder / name).exists():
@@ -159,8 +180,8 @@ class Archive:
         for temp, final in moves:
             if temp is None:
                 continue
-            target = self.root / final
-            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            folder, name = final.rsplit("/", 1)
+            target = self._folder(folder) / name
             try:
                 os.rename(self.staging / temp, target)
             except FileNotFoundError:

@@ -26,7 +26,7 @@ from apigetter.errors import (
 from apigetter.loader import load_contracts
 from apigetter.output import Archive, Output, day_outputs, entity_output, snapshot_output
 from apigetter.plan import failed, plan, succeeded
-from apigetter.store import EndpointState, Entry, Latest, LostClaim, Store
+from apigetter.store import EndpointState, Entry, FileRow, Latest, LostClaim, Store
 
 if TYPE_CHECKING:
     from apigetter.http import ApiClient, Http
@@ -202,8 +202,6 @@ class Runner:
         self.archive.clear_orphans(active, keep)
 
     async def _fetch_all(self, force: bool) -> None:
-        from apigetter.http import ApiClient, Http
-
         names = sorted(self.apis)
         states = await self.store.states(names)
         made = plan(self.apis, await self.store.entries(names), states, self.started, force=force)
@@ -213,9 +211,14 @@ class Runner:
             await self.store.start_history(made.start_history)
         for entry in made.not_due:
             self._api(entry.api).not_due += 1
+        if not made.due:  # the common cron tick: no HTTP machinery needed at all
+            return
+        from apigetter.http import ApiClient, Http
+
         redact, env = self.redact, self.settings.env
         clients = {}
-        for name, api in self.apis.items():
+        for name in sorted({entry.api for entry in made.due}):
+            api = self.apis[name]
             redact.add(*(env[v] for v in api.auth.env))
             base = env.get(api.base_url_var) or fill(api.base_url, env)
             clients[name] = await ApiClient.create(api, env, base, await self._recent(api))
@@ -278,26 +281,32 @@ class Runner:
             data, count, next_entry = await self._fetch(http, client, ep, entry, ctx, sent)
             names = [ep.name, *(c.name for c in ep.children)]
             latest = await self.store.latest_files(api.name, names)
-            outputs = self._outputs(api.name, ep, data, latest)
-            child_error = ""
-            for child in ep.children:
-                found, error = await self._children(http, client, child, data, sent, latest)
-                outputs += found
-                child_error = child_error or error
-            rows = self.archive.stage(self.run_id, outputs, latest)
+            # File work runs in worker threads: a slow disk must not stall other APIs' pacing.
+            outputs = await asyncio.to_thread(self._outputs, api.name, ep, data, latest)
+            rows = await asyncio.to_thread(self.archive.stage, self.run_id, outputs, latest)
             staged = [row.staged for row in rows]
+            found, child_error = len(outputs), ""
+            for child in ep.children:
+                child_rows, entities, error = await self._children(
+                    http, client, child, data, sent, latest, staged
+                )
+                rows += child_rows
+                found += entities
+                count += entities
+                child_error = child_error or error
             done = entry.kind == "historic" and next_entry is None
             await self.store.commit_success(
                 self.run_id, entry, next_entry, rows, sent, self.clock(), history_done=done
             )
             staged = []  # committed: from here on the next run rolls them forward if need be
+            moves = [(r.staged, r.path) for r in rows]
             try:
-                await self.store.placed(self.archive.place((r.staged, r.path) for r in rows))
+                await self.store.placed(await asyncio.to_thread(self.archive.place, moves))
             except (OSError, StoreError) as exc:
                 log.warning("%s/%s: files stay staged for the next run: %s", api.name, ep.name, exc)
-            report.items += count + sum(1 for out in outputs if out.endpoint != ep.name)
+            report.items += count
             report.written += len(rows)
-            report.unchanged += len(outputs) - len(rows)
+            report.unchanged += found - len(rows)
             if child_error:  # the parent advanced; children without a file are retried next time
                 report.state = "failed"
                 report.errors.append(child_error)
@@ -445,8 +454,10 @@ class Runner:
         data: Any,
         sent: list[float],
         latest: Latest,
-    ) -> tuple[list[Output], str]:
-        """One request per entity; returns the outputs and the first failure, if any."""
+        staged: list[str | None],
+    ) -> tuple[list[FileRow], int, str]:
+        """One request per entity, each staged as it arrives (its name added to ``staged``).
+        Returns the staged rows, how many entities came back, and the first failure."""
         ids = child.entity_ids(data)
         if child.new_only:
             ids = [i for i in ids if (child.name, i) not in latest]
@@ -454,25 +465,29 @@ class Runner:
         env = self.settings.env
         params = {k: _text(v, env) for k, v in child.params.items()}
 
-        async def one(entity: str) -> Output | None:
+        async def one(entity: str) -> FileRow | bool:
             url = client.base_url + fill(child.path, {**env, "id": entity}).lstrip("/")
             body = (await http.get(client, url, params, sent)).body
-            # A deleted entity (Hacker News answers null) is nothing to archive, not an error.
-            return (
-                None
-                if body is None
-                else entity_output(client.api.name, child.name, entity, body, self.stamp)
-            )
+            if body is None:  # deleted (Hacker News answers null): nothing to archive
+                return False
+            out = entity_output(client.api.name, child.name, entity, body, self.stamp)
+            row = await asyncio.to_thread(self.archive.stage_one, self.run_id, out, latest)
+            if row is None:
+                return True  # unchanged
+            staged.append(row.staged)
+            return row
 
         results = await asyncio.gather(*(one(i) for i in ids), return_exceptions=True)
-        outputs = [r for r in results if isinstance(r, Output)]
         for r in results:
             if isinstance(r, BaseException) and not isinstance(r, FetchError):
                 raise r
+        rows = [r for r in results if isinstance(r, FileRow)]
+        entities = sum(1 for r in results if r is True or isinstance(r, FileRow))
         failures = [r for r in results if isinstance(r, FetchError)]
         if not failures:
-            return outputs, ""
-        return outputs, f"{child.name}: {len(failures)} of {len(ids)} failed: {failures[0].reason}"
+            return rows, entities, ""
+        reason = f"{child.name}: {len(failures)} of {len(ids)} failed: {failures[0].reason}"
+        return rows, entities, reason
 
 
 def _merge(pages: list[Page], ep: Endpoint) -> tuple[Any, int]:
