@@ -7,6 +7,7 @@ rolled forward by the next run (``place``), so no file is half-written, lost or 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -38,6 +39,12 @@ def safe_name(text: str) -> str:
         digest = hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
         name = f"{name[: MAX_NAME - 13]}-{digest}"
     return name
+
+
+@functools.cache
+def _folder_of(api: str, endpoint: str) -> str:
+    """``<api>/<endpoint>``, sanitised (a handful per run, asked for once per file)."""
+    return f"{safe_name(api)}/{safe_name(endpoint)}"
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,7 @@ def day_outputs(
                 key=lambda row: (str(dig(row, day_key)), str(dig(row, id_key))),
                 reverse=True,
             )
-    folder = f"{safe_name(api)}/{safe_name(endpoint)}"
+    folder = _folder_of(api, endpoint)
     return [
         Output(endpoint, day, folder, f"{day}--run-{stamp}.json", orjson.dumps(rows))
         for day, rows in sorted(days.items())
@@ -93,13 +100,13 @@ def day_outputs(
 
 def snapshot_output(api: str, endpoint: str, data: Any, stamp: str) -> Output:
     """The whole response as one ``<stamp>.json``."""
-    folder = f"{safe_name(api)}/{safe_name(endpoint)}"
+    folder = _folder_of(api, endpoint)
     return Output(endpoint, "", folder, f"{stamp}.json", orjson.dumps(data))
 
 
 def entity_output(api: str, child: str, entity: str, data: Any, stamp: str) -> Output:
     """A child response as ``<entity-id>--run-<stamp>.json``."""
-    folder = f"{safe_name(api)}/{safe_name(child)}"
+    folder = _folder_of(api, child)
     return Output(
         child, entity, folder, f"{safe_name(entity)}--run-{stamp}.json", orjson.dumps(data)
     )
