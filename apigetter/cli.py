@@ -54,10 +54,10 @@ def main_options(
     ] = False,
 ) -> None:
     """Keep a personal archive of your data from many HTTP APIs."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Only our own logger gets chatty: libraries log at DEBUG what we must not show
+    # (aiosqlite logs every statement with its parameters, tokens included).
+    logging.getLogger("apigetter").setLevel(logging.DEBUG if verbose else logging.WARNING)
     ctx.obj = {"home": home, "contracts": tuple(contracts or ()), "verbose": verbose}
 
 
@@ -187,10 +187,51 @@ def _render_status(state: Status) -> None:
         for ep in a.endpoints:
             success = _ago(ep.last_success, now) if ep.last_success else "-"
             typer.echo(
-                f"  {ep.name:<14} next {_ago(ep.next_due, now):<10} "
+                f"  {ep.name:<16} next {_ago(ep.next_due, now):<10} "
                 f"last {ep.last_result or '-':<9} success {success:<9} history {ep.history}"
                 + (f"\n    error: {ep.last_error}" if ep.last_error else "")
             )
+
+
+@app.command()
+def authorize(
+    ctx: typer.Context,
+    api: Annotated[str, typer.Argument(help="The API to authorize, e.g. strava.")],
+    port: Annotated[
+        int | None,
+        typer.Option(help="Loopback port for the redirect [default: the contract's, else any]."),
+    ] = None,
+    open_browser: Annotated[
+        bool, typer.Option("--open", help="Open the consent page in a browser.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the redirect.")] = 300.0,
+) -> None:
+    """Get an OAuth2 refresh token: open the printed URL, allow access, tokens are stored."""
+    from apigetter.auth import authorize as authorize_api
+    from apigetter.errors import FetchError
+
+    def show(url: str, redirect_uri: str) -> None:
+        typer.echo(f"Open this URL to let apigetter read {api} (it redirects to {redirect_uri}):")
+        typer.echo(url)
+
+    async def work() -> object:
+        try:
+            return await authorize_api(
+                _settings(ctx),
+                api,
+                show=show,
+                port=port,
+                timeout=timeout,
+                open_browser=open_browser,
+            )
+        except FetchError as exc:  # the provider refused: not a usage error
+            return exc
+
+    outcome = _call(ctx, work)
+    if isinstance(outcome, FetchError):
+        typer.echo(f"error: {outcome}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{api}: authorized; the tokens are in the store, `apigetter run` uses them")
 
 
 @app.command()

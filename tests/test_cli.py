@@ -18,9 +18,9 @@ COMMANDS = sorted(c.name or "" for c in typer.main.get_command(app).commands.val
 
 def test_every_command_is_documented(setup: Setup) -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    assert COMMANDS == ["demo", "run", "status"]
+    assert COMMANDS == ["authorize", "demo", "run", "status"]
     for name in COMMANDS:
-        result = setup.cli(name, "--help")
+        result = setup.cli(*name.split(), "--help")
         assert result.returncode == 0 and "Usage:" in result.stdout
         assert f"apigetter {name}" in readme
 
@@ -72,7 +72,7 @@ def test_status_shows_results_and_json(setup: Setup, farm: Farm) -> None:
     assert setup.cli("run").returncode == 1
     text = setup.cli("status", "--api", "alpha")
     assert text.returncode == 0
-    assert "user           next in 24.0h" in text.stdout
+    assert "user             next in 24.0h" in text.stdout
     assert "error: items: HTTP 404" in text.stdout
     data = orjson.loads(setup.cli("status", "--json").stdout)
     alpha = next(a for a in data["apis"] if a["name"] == "alpha")
