@@ -17,6 +17,7 @@ from apigetter.config import Settings, load_settings
 from apigetter.errors import ApigetterError
 
 if TYPE_CHECKING:
+    from apigetter.catalog import Catalog, Check
     from apigetter.runner import RunReport
     from apigetter.status import Status
 
@@ -232,6 +233,70 @@ def authorize(
         typer.echo(f"error: {outcome}", err=True)
         raise typer.Exit(1)
     typer.echo(f"{api}: authorized; the tokens are in the store, `apigetter run` uses them")
+
+
+contracts_app = typer.Typer(
+    help="List the contracts: ready or what they need, endpoints, limits.",
+    invoke_without_command=True,
+)
+app.add_typer(contracts_app, name="contracts")
+
+
+@contracts_app.callback()
+def contracts(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List the contracts: ready or what they need, endpoints, limits."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from apigetter.catalog import catalog
+
+    found = _call(ctx, lambda: catalog(_settings(ctx)))
+    if as_json:
+        import orjson
+
+        sys.stdout.write(orjson.dumps(found.as_dict(), option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+    else:
+        _render_catalog(found)
+
+
+def _render_catalog(found: Catalog) -> None:
+    for c in found.contracts:
+        typer.echo(f"{c.name}: {c.state}" + (f": {c.needs}" if c.needs else "") + f"  ({c.source})")
+        if c.state == "broken":
+            continue
+        typer.echo(f"  auth    {c.auth}")
+        limits = "; ".join(c.limits) or "none declared"
+        typer.echo(f"  limits  {limits}; at most {c.max_in_flight} in flight")
+        for name, text in c.endpoints.items():
+            typer.echo(f"  {name:<16} {text}")
+
+
+@contracts_app.command("check")
+def contracts_check(
+    file: Annotated[Path, typer.Argument(help="The contract file to check.")],
+) -> None:
+    """Import and validate one contract file without running it; exit 1 if it is invalid."""
+    from apigetter.catalog import check
+
+    _render_check(result := check(file))
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def _render_check(result: Check) -> None:
+    for problem in result.problems:
+        typer.echo(f"error: {result.name}: {problem}", err=True)
+    if not result.ok:
+        return
+    typer.echo(f"ok: {result.name}, {len(result.endpoints)} endpoints")
+    for name, text in result.endpoints.items():
+        typer.echo(f"  {name:<16} {text}")
+    if result.needs:
+        typer.echo(f"  needs   {', '.join(result.needs)}")
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}")
 
 
 @app.command()

@@ -238,7 +238,8 @@ def test_tokens_never_leave_the_store(setup: Setup, threaded: tuple[web.Applicat
     _, root = threaded
     setup.env.update(sandbox.environ(root))
     results = [setup.cli("-v", "run", "--api", "strava", "--api", "reddit", "--api", "oura")]
-    results += [setup.cli("status"), setup.cli("status", "--json")]
+    results += [setup.cli("status"), setup.cli("status", "--json"), setup.cli("contracts")]
+    results.append(setup.cli("contracts", "--json"))
     assert results[0].returncode == 0, results[0].stderr
     secrets = [v for k, v in sandbox.SANDBOX_ENV.items() if "SECRET" in k or "TOKEN" in k]
     for api in OAUTH_APIS:
