@@ -18,7 +18,11 @@ A contract is a Python module that defines ``API = Api(...)``. A simple one::
 
 ``{UPPER_CASE}`` in a path, a static param or a header is read from the environment
 (or ``.env``) at run time; an API whose values are missing is skipped as *not ready*.
-Params may be a function of :class:`Context`, called when the endpoint is fetched.
+Params may be a function of :class:`Context`, called when the endpoint is fetched, such
+as :class:`Since` (a window from the last success). History walkers (:class:`PageWalk`,
+:class:`CursorWalk`, :class:`BeforeWalk`, :class:`WindowWalk`) fetch all history chunk by
+chunk until ``origin_date``; :class:`OAuth2Refresh` declares refresh-token auth.
+docs/contracts.md builds a contract from zero to a tested one.
 """
 
 from __future__ import annotations
