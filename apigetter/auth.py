@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from yarl import URL
 
 from apigetter.config import Settings
 from apigetter.contract import Api, OAuth2Refresh, fill
@@ -90,6 +89,7 @@ async def _post_token(
 ) -> dict[str, Any]:
     """POST a token request; the JSON answer, or NeedsAttention when it is refused."""
     import aiohttp
+    from yarl import URL
 
     decl = oauth(api)
     assert decl is not None
@@ -276,6 +276,8 @@ class Authorized:
 
 def authorize_link(api: Api, env: Mapping[str, str], redirect_uri: str, state: str) -> str:
     """The provider's consent page for this API, with our redirect and state."""
+    from yarl import URL
+
     decl = oauth(api)
     assert decl is not None
     query = {
