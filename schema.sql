@@ -76,4 +76,15 @@ CREATE TABLE IF NOT EXISTS events (
     message  TEXT NOT NULL
 );
 
+-- OAuth2 tokens (schema 2): the latest refresh token (rotated ones replace it before the
+-- new access token is used) and the current access token with its expiry. This file is
+-- the only place tokens are written to; it is created 0600.
+CREATE TABLE IF NOT EXISTS tokens (
+    api           TEXT PRIMARY KEY,
+    refresh_token TEXT,
+    access_token  TEXT,
+    expires_at    REAL,          -- when the access token expires (run clock), NULL unknown
+    updated_at    REAL NOT NULL
+);
+
 CREATE INDEX IF NOT EXISTS files_staged ON files (staged) WHERE staged IS NOT NULL;

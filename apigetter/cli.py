@@ -18,6 +18,7 @@ from apigetter.config import Redactor, Settings, load_settings
 from apigetter.errors import ApigetterError
 
 if TYPE_CHECKING:
+    from apigetter.catalog import Catalog, Check
     from apigetter.runner import RunReport
     from apigetter.status import Status
 
@@ -55,7 +56,9 @@ def main_options(
     ] = False,
 ) -> None:
     """Keep a personal archive of your data from many HTTP APIs."""
-    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Only our own logger gets chatty: libraries log at DEBUG what we must not show
+    # (aiosqlite logs every statement with its parameters, tokens included).
     logging.getLogger("apigetter").setLevel(logging.DEBUG if verbose else logging.WARNING)
     ctx.obj = {"home": home, "contracts": tuple(contracts or ()), "verbose": verbose}
 
@@ -192,10 +195,115 @@ def _render_status(state: Status) -> None:
         for ep in a.endpoints:
             success = _ago(ep.last_success, now) if ep.last_success else "-"
             typer.echo(
-                f"  {ep.name:<14} next {_ago(ep.next_due, now):<10} "
+                f"  {ep.name:<16} next {_ago(ep.next_due, now):<10} "
                 f"last {ep.last_result or '-':<9} success {success:<9} history {ep.history}"
                 + (f"\n    error: {ep.last_error}" if ep.last_error else "")
             )
+
+
+@app.command()
+def authorize(
+    ctx: typer.Context,
+    api: Annotated[str, typer.Argument(help="The API to authorize, e.g. strava.")],
+    port: Annotated[
+        int | None,
+        typer.Option(help="Loopback port for the redirect [default: the contract's, else any]."),
+    ] = None,
+    open_browser: Annotated[
+        bool, typer.Option("--open", help="Open the consent page in a browser.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the redirect.")] = 300.0,
+) -> None:
+    """Get an OAuth2 refresh token: open the printed URL, allow access, tokens are stored."""
+    from apigetter.auth import authorize as authorize_api
+    from apigetter.errors import FetchError
+
+    def show(url: str, redirect_uri: str) -> None:
+        typer.echo(f"Open this URL to let apigetter read {api} (it redirects to {redirect_uri}):")
+        typer.echo(url)
+
+    async def work() -> object:
+        try:
+            return await authorize_api(
+                _settings(ctx),
+                api,
+                show=show,
+                port=port,
+                timeout=timeout,
+                open_browser=open_browser,
+            )
+        except FetchError as exc:  # the provider refused: not a usage error
+            return exc
+
+    outcome = _call(ctx, work)
+    if isinstance(outcome, FetchError):
+        typer.echo(f"error: {outcome}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{api}: authorized; the tokens are in the store, `apigetter run` uses them")
+
+
+contracts_app = typer.Typer(
+    help="List the contracts: ready or what they need, endpoints, limits.",
+    invoke_without_command=True,
+)
+app.add_typer(contracts_app, name="contracts")
+
+
+@contracts_app.callback()
+def contracts(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List the contracts: ready or what they need, endpoints, limits."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from apigetter.catalog import catalog
+
+    found = _call(ctx, lambda: catalog(_settings(ctx)))
+    if as_json:
+        import orjson
+
+        sys.stdout.write(orjson.dumps(found.as_dict(), option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+    else:
+        _render_catalog(found)
+
+
+def _render_catalog(found: Catalog) -> None:
+    for c in found.contracts:
+        typer.echo(f"{c.name}: {c.state}" + (f": {c.needs}" if c.needs else "") + f"  ({c.source})")
+        if c.state == "broken":
+            continue
+        typer.echo(f"  auth    {c.auth}")
+        limits = "; ".join(c.limits) or "none declared"
+        typer.echo(f"  limits  {limits}; at most {c.max_in_flight} in flight")
+        for name, text in c.endpoints.items():
+            typer.echo(f"  {name:<16} {text}")
+
+
+@contracts_app.command("check")
+def contracts_check(
+    file: Annotated[Path, typer.Argument(help="The contract file to check.")],
+) -> None:
+    """Import and validate one contract file without running it; exit 1 if it is invalid."""
+    from apigetter.catalog import check
+
+    _render_check(result := check(file))
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def _render_check(result: Check) -> None:
+    for problem in result.problems:
+        typer.echo(f"error: {result.name}: {problem}", err=True)
+    if not result.ok:
+        return
+    typer.echo(f"ok: {result.name}, {len(result.endpoints)} endpoints")
+    for name, text in result.endpoints.items():
+        typer.echo(f"  {name:<16} {text}")
+    if result.needs:
+        typer.echo(f"  needs   {', '.join(result.needs)}")
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}")
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from apigetter import sandbox
@@ -28,15 +29,12 @@ class Demo:
 
 async def run_demo() -> Demo:
     """Serve the sandbox on loopback, run twice in a fresh home, collect status."""
-    app = sandbox.make_app(latency=0.02)
+    app = sandbox.make_app(latency=0.02, now=datetime.now(UTC))
     server, root = await sandbox.start(app)
     try:
         home = Path(tempfile.mkdtemp(prefix="apigetter-demo-"))
         # Only sandbox values: a real token in the caller's environment never reaches it.
-        env = dict(sandbox.SANDBOX_ENV)
-        for name, url in sandbox.base_urls(root).items():
-            env[f"APIGETTER_{name.upper()}_BASE_URL"] = url
-        settings = load_settings(home, environ=env)
+        settings = load_settings(home, environ=sandbox.environ(root))
         first = await run(settings)
         # The second run pretends 6.5 hours passed: endpoints fetched every 6 hours and the
         # next history chunk are due again (their files come back unchanged); daily ones wait.

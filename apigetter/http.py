@@ -6,7 +6,7 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -69,6 +69,9 @@ class Response:
     links: dict[str, str]
 
 
+Credentials = Callable[[], Awaitable[Mapping[str, str]]]  # headers, fetched per request
+
+
 @dataclass
 class ApiClient:
     """Per-API state for one run: buckets, concurrency cap, quota left, secrets."""
@@ -80,37 +83,48 @@ class ApiClient:
     budget: int | None = None  # requests left in the tightest declared window, across runs
     buckets: list[AsyncLimiter] = field(default_factory=list)
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
+    credentials: Credentials | None = None  # e.g. an OAuth2 access token (auth.py)
+    budget_window: float = 0.0  # seconds until the tightest window has slid past
 
     @classmethod
     async def create(
-        cls, api: Api, env: Mapping[str, str], base_url: str, recent: list[int]
+        cls,
+        api: Api,
+        env: Mapping[str, str],
+        base_url: str,
+        recent: list[int],
+        credentials: Credentials | None = None,
     ) -> ApiClient:
         """The client of ``api``, given how many requests earlier runs sent in each window."""
         own = {k: fill(v, env, quoted=False) for k, v in api.headers.items()}
         headers = {"User-Agent": USER_AGENT, **own, **api.auth.headers(env)}
-        short = [
-            (lim, n)
-            for lim, n in zip(api.limits, recent, strict=True)
-            if lim.per_seconds <= SHORT_WINDOW
-        ]
+        windows = list(zip(api.limits, recent, strict=True))
         long = [
-            lim.count - n
-            for lim, n in zip(api.limits, recent, strict=True)
-            if lim.per_seconds > SHORT_WINDOW
+            (lim.count - n, lim.per_seconds) for lim, n in windows if lim.per_seconds > SHORT_WINDOW
         ]
+        short = [(lim, n) for lim, n in windows if lim.per_seconds <= SHORT_WINDOW]
+        tightest = min(long) if long else None
         client = cls(
-            api,
-            base_url.rstrip("/") + "/",
-            headers,
-            api.auth.params(env),
-            min(long) if long else None,
-            [bucket(limit) for limit, _ in short],
-            asyncio.Semaphore(api.max_in_flight),
+            api=api,
+            base_url=base_url.rstrip("/") + "/",
+            headers=headers,
+            params=api.auth.params(env),
+            budget=tightest[0] if tightest else None,
+            buckets=[bucket(limit) for limit, _ in short],
+            slots=asyncio.Semaphore(api.max_in_flight),
+            credentials=credentials,
+            budget_window=tightest[1] if tightest else 0.0,
         )
         for limiter, (_, n) in zip(client.buckets, short, strict=True):
             if n:  # a run that just ended paced this window: keep its spacing going
                 await limiter.acquire()
         return client
+
+    async def request_headers(self) -> Mapping[str, str]:
+        """Headers for a request to the API's own origin, with fresh credentials."""
+        if self.credentials is None:
+            return self.headers
+        return {**self.headers, **(await self.credentials())}
 
     def same_origin(self, url: URL) -> bool:
         """Whether ``url`` is on the API's own host (credentials go nowhere else)."""
@@ -193,8 +207,9 @@ class Http:
         target = URL(url, encoded=True)  # paths were quoted by contract.fill already
         query: Mapping[str, str] | None = params or None
         for _ in range(MAX_REDIRECTS + 1):
+            # Credentials first, outside the slot: an OAuth2 exchange must not hold one.
             own = client.same_origin(target)
-            headers = client.headers if own else {"User-Agent": USER_AGENT}
+            headers = await client.request_headers() if own else {"User-Agent": USER_AGENT}
             address = target.update_query(client.params) if own and client.params else target
             # Take the slot first: a token taken while waiting for a slot would let
             # requests bunch up when slots free, and the server would see a burst.
@@ -216,8 +231,8 @@ class Http:
         """Wait for every bucket of the API; refuse once the cross-run quota is spent."""
         if client.budget is not None:
             if client.budget <= 0:
-                longest = max(limit.per_seconds for limit in client.api.limits)
-                raise QuotaDeferred("declared quota used up; deferred", time.time() + longest)
+                until = time.time() + client.budget_window
+                raise QuotaDeferred("declared quota used up; deferred", until)
             client.budget -= 1
         for limiter in client.buckets:
             await limiter.acquire()

@@ -24,6 +24,7 @@ class Loaded:
 
     apis: dict[str, Api] = field(default_factory=dict)
     errors: list[ContractError] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)  # name -> file or entry point
 
 
 def _validated(obj: Any, label: str, path: str) -> Api:
@@ -76,18 +77,19 @@ def load_contracts(extra_dirs: Iterable[Path] = ()) -> Loaded:
     """Every contract; a later definition of a name (user dirs, entry points) wins."""
     loaded = Loaded()
 
-    def keep(api: Api) -> None:
+    def keep(api: Api, source: str) -> None:
         loaded.apis[api.name] = api
+        loaded.sources[api.name] = source
         loaded.errors = [e for e in loaded.errors if e.api != api.name]
 
     for path in _files([bundled("contracts"), *extra_dirs]):
         try:
-            keep(load_file(path))
+            keep(load_file(path), str(path))
         except ContractError as exc:
             loaded.errors.append(exc)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
-            keep(_validated(ep.load(), ep.name, ep.value))
+            keep(_validated(ep.load(), ep.name, ep.value), f"entry point {ep.value}")
         except ContractError as exc:
             loaded.errors.append(exc)
         except Exception as exc:

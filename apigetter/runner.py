@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from apigetter.auth import credentials, unauthorized
 from apigetter.config import Redactor, Settings
 from apigetter.contract import Api, Child, Context, Endpoint, Page, dig, fill
 from apigetter.errors import (
@@ -94,6 +95,13 @@ def select_apis(settings: Settings, only: Sequence[str], report: RunReport) -> d
     return ready
 
 
+def _check_something_to_run(apis: dict[str, Api], only: Sequence[str], report: RunReport) -> None:
+    """``--api`` naming only APIs that cannot run is a usage error, with the reasons."""
+    if only and not apis:
+        problems = "; ".join(f"{r.name}: {r.note}" for r in report.apis.values())
+        raise ConfigError(f"nothing to run: {problems}")
+
+
 async def run(
     settings: Settings,
     *,
@@ -105,13 +113,18 @@ async def run(
     """Fetch every due endpoint of the selected APIs once; never raises for one endpoint."""
     report = RunReport()
     apis = select_apis(settings, only, report)
-    if only and not apis:
-        problems = "; ".join(f"{r.name}: {r.note}" for r in report.apis.values())
-        raise ConfigError(f"nothing to run: {problems}")
+    _check_something_to_run(apis, only, report)
     if not apis:
         return report
     store = await Store.open(settings.store_path, settings.busy_timeout)
     try:
+        stored = await store.apis_with_refresh_token()
+        for name, note in unauthorized(apis, settings.env, stored).items():
+            report.apis[name] = ApiReport(name, "not ready", note=note)
+            del apis[name]
+        _check_something_to_run(apis, only, report)
+        if not apis:
+            return report
         if dry_run:
             report.status = "dry-run"
             names = sorted(apis)
@@ -216,17 +229,19 @@ class Runner:
         from apigetter.http import ApiClient, Http
 
         redact, env = self.redact, self.settings.env
-        clients = {}
-        for name in sorted({entry.api for entry in made.due}):
-            api = self.apis[name]
-            redact.add(*(env[v] for v in api.auth.env))
-            base = env.get(api.base_url_var) or fill(api.base_url, env)
-            clients[name] = await ApiClient.create(api, env, base, await self._recent(api))
         http = Http(self.settings, redact)
-        by_endpoint: dict[tuple[str, str], list[Entry]] = {}
-        for entry in made.due:
-            by_endpoint.setdefault((entry.api, entry.endpoint), []).append(entry)
         try:
+            clients = {}
+            for name in sorted({entry.api for entry in made.due}):
+                api = self.apis[name]
+                redact.add(*(env.get(v, "") for v in api.auth.secret_env()))
+                base = env.get(api.base_url_var) or fill(api.base_url, env)
+                creds = credentials(api, env, self.store, http, self.clock)
+                recent = await self._recent(api)
+                clients[name] = await ApiClient.create(api, env, base, recent, creds)
+            by_endpoint: dict[tuple[str, str], list[Entry]] = {}
+            for entry in made.due:
+                by_endpoint.setdefault((entry.api, entry.endpoint), []).append(entry)
             await asyncio.gather(
                 *(
                     self._endpoint(http, clients[api], entries, states.get((api, ep)))

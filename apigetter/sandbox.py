@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from yarl import URL
 
 DEFAULT_NOW = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
 
@@ -29,12 +30,18 @@ SANDBOX_ENV: dict[str, str] = {
     "STRAVA_CLIENT_ID": "48151",
     "STRAVA_CLIENT_SECRET": "sandbox-strava-client-secret",
     "STRAVA_REFRESH_TOKEN": "sandbox-strava-refresh-0",
-    "OURA_TOKEN": "sandbox-oura-personal-access-token",
+    "OURA_CLIENT_ID": "sandbox-oura-client",
+    "OURA_CLIENT_SECRET": "sandbox-oura-client-secret",
+    "OURA_REFRESH_TOKEN": "sandbox-oura-refresh-0",
     "REDDIT_CLIENT_ID": "sandboxClientId",
     "REDDIT_CLIENT_SECRET": "sandbox-reddit-client-secret",
     "REDDIT_REFRESH_TOKEN": "sandbox-reddit-refresh-0",
     "REDDIT_USERNAME": "archive_me_please",
 }
+
+
+# A legacy Oura personal access token: still accepted as a bearer, as old ones are.
+OURA_PERSONAL_TOKEN = "sandbox-oura-personal-access-token"  # noqa: S105 - fake
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,7 @@ class Fault:
 
 
 REQUESTS: web.AppKey[list[Hit]] = web.AppKey("REQUESTS")
+DATA: web.AppKey[Sandbox] = web.AppKey("DATA")  # generated data and token state, for tests
 FAULTS: web.AppKey[dict[str, list[Fault]]] = web.AppKey("FAULTS")
 _LATENCY: web.AppKey[float] = web.AppKey("latency")
 
@@ -232,7 +240,29 @@ class _OAuth:
 
     name: str
     refresh: str
+    client_id: str
     access: set[str] = field(default_factory=set)
+    codes: dict[str, str] = field(default_factory=dict)  # authorization code -> redirect_uri
+
+    async def authorize(self, request: web.Request) -> web.Response:
+        """Consent at once and redirect back with a one-time code, as a user clicking Allow."""
+        query = request.query
+        redirect = query.get("redirect_uri", "")
+        if query.get("client_id") != self.client_id or query.get("response_type") != "code":
+            return _json({"message": "Bad Request", "error": "invalid_client"}, 400)
+        if not redirect.startswith(("http://127.0.0.1:", "http://localhost:")):
+            return _json({"message": "Bad Request", "error": "invalid redirect_uri"}, 400)
+        code = f"sandbox-{self.name}-code-{len(self.codes) + 1}"
+        self.codes[code] = redirect
+        back = {"code": code, "state": query.get("state", "")}
+        if "scope" in query:
+            back["scope"] = query["scope"]
+        raise web.HTTPFound(str(URL(redirect).update_query(back)))
+
+    def redeem(self, code: str, redirect_uri: str | None) -> bool:
+        """Spend an authorization code (once); the redirect URI must match when sent."""
+        expected = self.codes.pop(code, None)
+        return expected is not None and redirect_uri in (None, expected)
 
     def rotate(self) -> tuple[str, str]:
         """Issue an access token and a new refresh token; the previous refresh token dies."""
@@ -517,6 +547,15 @@ def _gen_oura(rng: random.Random, now: datetime) -> dict[str, list[_Obj]]:
         for kind, document in documents.items():
             document_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
             out.setdefault(kind, []).append({"id": document_id, "day": str(day)} | document)
+        # Own stream, so adding this collection left the others' data as it was.
+        extra = random.Random(f"{day}:daily_sleep:{rng.random()}")
+        score = {k: extra.randint(50, 100) for k in ("deep_sleep", "efficiency", "rem_sleep")}
+        score |= {k: extra.randint(50, 100) for k in ("latency", "restfulness", "timing")}
+        out.setdefault("daily_sleep", []).append(
+            {"id": str(uuid.UUID(int=extra.getrandbits(128), version=4)), "day": str(day)}
+            | {"score": extra.randint(55, 95), "contributors": score | {"total_sleep": 80}}
+            | {"timestamp": _at(day, 0)}
+        )
     return out
 
 
@@ -568,7 +607,7 @@ def _gen_reddit(rng: random.Random, now: datetime) -> _Obj:
     return out
 
 
-class _Sandbox:
+class Sandbox:
     """Generated data, token state and route handlers of one sandbox app."""
 
     def __init__(self, now: datetime, seed: int) -> None:
@@ -583,8 +622,15 @@ class _Sandbox:
         self.rd = _gen_reddit(rngs["reddit"], now)
         self.gh_rate, self.rd_rate = _Window(3600), _Window(600)
         self.st_rates = (_Window(900), _Window(86400))  # Strava's 15-minute and daily limits
-        self.st_auth = _OAuth("strava", SANDBOX_ENV["STRAVA_REFRESH_TOKEN"])
-        self.rd_auth = _OAuth("reddit", SANDBOX_ENV["REDDIT_REFRESH_TOKEN"])
+        self.st_auth = _OAuth(
+            "strava", SANDBOX_ENV["STRAVA_REFRESH_TOKEN"], SANDBOX_ENV["STRAVA_CLIENT_ID"]
+        )
+        self.rd_auth = _OAuth(
+            "reddit", SANDBOX_ENV["REDDIT_REFRESH_TOKEN"], SANDBOX_ENV["REDDIT_CLIENT_ID"]
+        )
+        self.oura_auth = _OAuth(
+            "oura", SANDBOX_ENV["OURA_REFRESH_TOKEN"], SANDBOX_ENV["OURA_CLIENT_ID"]
+        )
 
     def routes(self) -> list[web.RouteDef]:
         """Return every route of every provider, wrapped in that provider's guard."""
@@ -600,14 +646,18 @@ class _Sandbox:
             web.get("/github/user/starred", gh(self.gh_starred)),
             web.get("/github/user/followers", gh(self.gh_followers)),
             web.get("/github/gists", gh(self.gh_gists)),
+            web.get("/strava/oauth/authorize", self.st_auth.authorize),
             web.post("/strava/oauth/token", self.st_token),
             web.get("/strava/api/v3/athlete", st(_const(self.st["athlete"]))),
             web.get("/strava/api/v3/athlete/activities", st(self.st_activities)),
             web.get(r"/strava/api/v3/activities/{id:\d+}", st(self.st_activity)),
             web.get(r"/strava/api/v3/activities/{id:\d+}/streams", st(self.st_streams)),
+            web.get("/oura/oauth/authorize", self.oura_auth.authorize),
+            web.post("/oura/oauth/token", self.oura_token),
             web.get(f"/oura/v2/usercollection/{{kind:{daily}}}", oura(self.oura_days)),
             web.get("/oura/v2/usercollection/heartrate", oura(self.oura_heartrate)),
             web.get("/oura/v2/usercollection/personal_info", oura(_const(person))),
+            web.get("/reddit/api/v1/authorize", self.rd_auth.authorize),
             web.post("/reddit/api/v1/access_token", rd(self.rd_token, bearer=False)),
             web.get("/reddit/api/v1/me", rd(_const(self.rd["me"]))),
             web.get("/reddit/api/v1/me/karma", rd(_const(self.rd["karma"]))),
@@ -731,8 +781,14 @@ class _Sandbox:
         if (params.get("client_id"), params.get("client_secret")) != client:
             errors = [{"resource": "Application", "field": "client_id", "code": "invalid"}]
             return _json({"message": "Bad Request", "errors": errors}, 400)
-        grant = params.get("grant_type"), params.get("refresh_token")
-        if grant != ("refresh_token", self.st_auth.refresh):
+        if params.get("grant_type") == "authorization_code":
+            if not self.st_auth.redeem(str(params.get("code", "")), None):
+                errors = [{"resource": "AuthorizationCode", "field": "code", "code": "invalid"}]
+                return _json({"message": "Bad Request", "errors": errors}, 400)
+        elif (params.get("grant_type"), params.get("refresh_token")) != (
+            "refresh_token",
+            self.st_auth.refresh,
+        ):
             errors = [{"resource": "RefreshToken", "field": "refresh_token", "code": "invalid"}]
             return _json({"message": "Bad Request", "errors": errors}, 400)
         access, refresh = self.st_auth.rotate()
@@ -779,11 +835,31 @@ class _Sandbox:
         """Wrap an Oura route with personal-access-token auth."""
 
         async def guarded(request: web.Request) -> web.Response:
-            if _bearer(request) != SANDBOX_ENV["OURA_TOKEN"]:
+            token = _bearer(request)
+            if token != OURA_PERSONAL_TOKEN and token not in self.oura_auth.access:
                 return _json({"detail": "Invalid or expired access token"}, 401)
             return await handler(request)
 
         return guarded
+
+    async def oura_token(self, request: web.Request) -> web.Response:
+        """Exchange a code or the current refresh token (single use: it rotates)."""
+        form = await request.post()
+        client = (SANDBOX_ENV["OURA_CLIENT_ID"], SANDBOX_ENV["OURA_CLIENT_SECRET"])
+        if (form.get("client_id"), form.get("client_secret")) != client:
+            return _json({"error": "invalid_client"}, 401)
+        if form.get("grant_type") == "authorization_code":
+            code, redirect = str(form.get("code", "")), str(form.get("redirect_uri", ""))
+            if not self.oura_auth.redeem(code, redirect):
+                return _json({"error": "invalid_grant"}, 400)
+        elif (form.get("grant_type"), form.get("refresh_token")) != (
+            "refresh_token",
+            self.oura_auth.refresh,
+        ):
+            return _json({"error": "invalid_grant"}, 400)
+        access, refresh = self.oura_auth.rotate()
+        token = {"token_type": "bearer", "access_token": access, "refresh_token": refresh}
+        return _json(token | {"expires_in": 86400})
 
     async def oura_days(self, request: web.Request) -> web.Response:
         """Answer a page of one daily collection between start_date and end_date inclusive."""
@@ -850,8 +926,14 @@ class _Sandbox:
         if request.headers.get("Authorization") != basic:
             return _json({"message": "Unauthorized", "error": 401}, 401)
         form = await request.post()
-        grant = form.get("grant_type"), form.get("refresh_token")
-        if grant != ("refresh_token", self.rd_auth.refresh):
+        if form.get("grant_type") == "authorization_code":
+            code, redirect = str(form.get("code", "")), str(form.get("redirect_uri", ""))
+            if not self.rd_auth.redeem(code, redirect):
+                return _json({"error": "invalid_grant"}, 400)
+        elif (form.get("grant_type"), form.get("refresh_token")) != (
+            "refresh_token",
+            self.rd_auth.refresh,
+        ):
             return _json({"error": "invalid_grant"}, 400)
         access, refresh = self.rd_auth.rotate()
         token = {"access_token": access, "token_type": "bearer", "expires_in": 3600}
@@ -906,7 +988,8 @@ def make_app(
     moment = now or DEFAULT_NOW
     app = web.Application(middlewares=[_observe])
     app[REQUESTS], app[FAULTS], app[_LATENCY] = [], {}, latency
-    app.add_routes(_Sandbox(moment if moment.tzinfo else moment.replace(tzinfo=UTC), seed).routes())
+    app[DATA] = Sandbox(moment if moment.tzinfo else moment.replace(tzinfo=UTC), seed)
+    app.add_routes(app[DATA].routes())
     return app
 
 
@@ -930,3 +1013,16 @@ def base_urls(root: str) -> dict[str, str]:
         "oura": f"{root}/oura",
         "reddit": f"{root}/reddit",
     }
+
+
+def environ(root: str) -> dict[str, str]:
+    """The sandbox's credentials plus every URL override that points the bundled contracts
+    at the sandbox served at ``root`` (base URLs, and token / authorize URLs on other hosts)."""
+    env = dict(SANDBOX_ENV)
+    for name, url in base_urls(root).items():
+        env[f"APIGETTER_{name.upper()}_BASE_URL"] = url
+    reddit, oura = base_urls(root)["reddit"], base_urls(root)["oura"]
+    env["APIGETTER_REDDIT_TOKEN_URL"] = f"{reddit}/api/v1/access_token"
+    env["APIGETTER_REDDIT_AUTHORIZE_URL"] = f"{reddit}/api/v1/authorize"
+    env["APIGETTER_OURA_AUTHORIZE_URL"] = f"{oura}/oauth/authorize"
+    return env

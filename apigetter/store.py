@@ -17,10 +17,21 @@ import orjson
 from apigetter.config import bundled
 from apigetter.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # MIGRATIONS[v - 1] brings a store from version v to v + 1; a new store gets schema.sql,
 # which is always the current schema.
-MIGRATIONS: tuple[str, ...] = ()
+MIGRATIONS: tuple[str, ...] = (
+    # 1 -> 2: OAuth2 tokens (#4).
+    """
+    CREATE TABLE IF NOT EXISTS tokens (
+        api           TEXT PRIMARY KEY,
+        refresh_token TEXT,
+        access_token  TEXT,
+        expires_at    REAL,
+        updated_at    REAL NOT NULL
+    );
+    """,
+)
 
 
 def _statements(script: str) -> Iterable[str]:
@@ -96,6 +107,19 @@ class FileRow:
 
 
 Latest = dict[tuple[str, str], tuple[str, str]]  # (endpoint, key) -> (hash, path)
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """An API's stored OAuth2 tokens (secrets: never log or render them)."""
+
+    api: str
+    refresh_token: str | None
+    access_token: str | None
+    expires_at: float | None
+
+    def __repr__(self) -> str:
+        return f"Tokens(api={self.api!r}, expires_at={self.expires_at!r})"
 
 
 class LostClaim(Exception):
@@ -185,23 +209,33 @@ class Store:
         await self.db.close()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT``, serialised with this process's other writes."""
+    async def transaction(self, *, durable: bool = False) -> AsyncIterator[None]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``, serialised with this process's other writes.
+
+        ``durable`` commits with ``synchronous = FULL``: the commit survives a power loss,
+        not only a process crash (for what cannot be fetched again, such as rotated tokens).
+        """
         async with self._lock:
+            if durable:
+                await self.db.execute("PRAGMA synchronous = FULL")
             try:
-                await self.db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StoreError(str(self.path), f"cannot write: {exc}") from exc
-            try:
-                yield
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-            try:
-                await self.db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                await self.db.execute("ROLLBACK")
-                raise StoreError(str(self.path), f"cannot commit: {exc}") from exc
+                try:
+                    await self.db.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    raise StoreError(str(self.path), f"cannot write: {exc}") from exc
+                try:
+                    yield
+                except BaseException:
+                    await self.db.execute("ROLLBACK")
+                    raise
+                try:
+                    await self.db.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    await self.db.execute("ROLLBACK")
+                    raise StoreError(str(self.path), f"cannot commit: {exc}") from exc
+            finally:
+                if durable:
+                    await self.db.execute("PRAGMA synchronous = NORMAL")
 
     async def _one(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Row:
         async with self.db.execute(sql, tuple(args)) as cur:
@@ -459,6 +493,33 @@ class Store:
         async with self.transaction():
             await self.db.executemany(
                 "UPDATE files SET staged = NULL WHERE staged = ?", [(s,) for s in staged]
+            )
+
+    # -- OAuth2 tokens -------------------------------------------------------------------
+
+    async def tokens(self, api: str) -> Tokens | None:
+        """The stored tokens of ``api``, if any."""
+        rows = await self._read("SELECT * FROM tokens WHERE api = ?", (api,))
+        if not rows:
+            return None
+        r = rows[0]
+        return Tokens(api, r["refresh_token"], r["access_token"], r["expires_at"])
+
+    async def apis_with_refresh_token(self) -> set[str]:
+        """APIs that have a stored refresh token."""
+        rows = await self._read("SELECT api FROM tokens WHERE refresh_token IS NOT NULL")
+        return {r["api"] for r in rows}
+
+    async def save_tokens(self, tokens: Tokens, now: float) -> None:
+        """Store ``tokens`` durably; a None refresh token keeps the stored one."""
+        async with self.transaction(durable=True):
+            await self.db.execute(
+                "INSERT INTO tokens (api, refresh_token, access_token, expires_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (api) DO UPDATE SET "
+                "refresh_token = COALESCE(excluded.refresh_token, refresh_token), "
+                "access_token = excluded.access_token, expires_at = excluded.expires_at, "
+                "updated_at = excluded.updated_at",
+                (tokens.api, tokens.refresh_token, tokens.access_token, tokens.expires_at, now),
             )
 
     # -- ledger and events ---------------------------------------------------------------

@@ -4,7 +4,15 @@ Needs HACKERNEWS_USERNAME. No credentials; the API has no published rate limit, 
 stay polite with a modest one.
 """
 
+from typing import Any
+
 from apigetter.contract import DAY, Api, Child, Endpoint, Limit
+
+
+def submitted(user: Any) -> list[Any]:
+    """The ids a user submitted; an unknown user answers null, a new one has no list."""
+    return list(user.get("submitted") or []) if isinstance(user, dict) else []
+
 
 API = Api(
     name="hackernews",
@@ -16,7 +24,7 @@ API = Api(
             "user/{HACKERNEWS_USERNAME}.json",
             every=DAY,
             # Deleted items answer null: the runner skips them without failing the run.
-            children=(Child("items", "item/{id}.json", ids=lambda user: user["submitted"]),),
+            children=(Child("items", "item/{id}.json", ids=submitted),),
         ),
     ),
 )

@@ -111,7 +111,7 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("APIGETTER_", "GITHUB_", "HACKERNEWS_"))
+        if not k.startswith(("APIGETTER_", "GITHUB_", "HACKERNEWS_", "STRAVA_", "OURA_", "REDDIT_"))
     }
     env.update(APIGETTER_HOME=str(home), APIGETTER_CONTRACTS=str(contracts))
     home.mkdir()

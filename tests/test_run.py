@@ -173,3 +173,24 @@ def test_canary_token_never_leaves(setup: Setup, farm: Farm) -> None:
     for path in setup.home.rglob("*"):
         if path.is_file():
             assert CANARY.encode() not in path.read_bytes(), path
+
+
+def test_a_long_window_is_a_budget_not_a_pace(setup: Setup, farm: Farm) -> None:
+    farm.submitted = list(range(1, 17))  # 1 user + 16 children + 3 item pages = 20 requests
+    limits = "Limit(20, per_seconds=900), Limit(1000, per_seconds=86400),"
+    setup.add_farm_api("quota", farm, limits=limits)
+    started = time.monotonic()
+    assert setup.cli("run").returncode == 0
+    # Paced as a leaky bucket, 20 per 15 minutes would allow one request every 47 s.
+    assert time.monotonic() - started < 15
+    assert len(farm.hits) == 20
+    before = time.time()
+    again = setup.cli("run", "--force")  # the 15-minute window is spent: nothing is sent
+    assert again.returncode == 0 and len(farm.hits) == 20
+    assert "declared quota used up; deferred" in again.stdout
+    with sqlite3.connect(setup.home / "apigetter.db") as db:
+        (run_after,) = db.execute(
+            "SELECT MIN(run_after) FROM queue WHERE api = 'quota' AND kind = 'standard'"
+        ).fetchone()
+    # Deferred until the spent window has passed, not until the daily one has.
+    assert before + 900 <= run_after < before + 1000

@@ -15,6 +15,7 @@ from aiohttp import web
 from apigetter.sandbox import (
     DEFAULT_NOW,
     FAULTS,
+    OURA_PERSONAL_TOKEN,
     REQUESTS,
     SANDBOX_ENV,
     Fault,
@@ -24,7 +25,7 @@ from apigetter.sandbox import (
 )
 
 GITHUB = {"Authorization": f"Bearer {SANDBOX_ENV['GITHUB_TOKEN']}"}
-OURA = {"Authorization": f"Bearer {SANDBOX_ENV['OURA_TOKEN']}"}
+OURA = {"Authorization": f"Bearer {OURA_PERSONAL_TOKEN}"}
 
 
 @pytest.fixture
@@ -323,3 +324,68 @@ async def test_data_follows_seed_and_clock() -> None:
     assert (await hn_profile(seed=2))["submitted"] != default["submitted"]
     later = await hn_profile(now=DEFAULT_NOW + timedelta(days=10))
     assert later["created"] == default["created"] + 10 * 86400
+
+
+AUTHORIZE = {  # provider -> (authorize path, token path, client id variable)
+    "strava": ("/strava/oauth/authorize", "/strava/oauth/token", "STRAVA"),
+    "reddit": ("/reddit/api/v1/authorize", "/reddit/api/v1/access_token", "REDDIT"),
+    "oura": ("/oura/oauth/authorize", "/oura/oauth/token", "OURA"),
+}
+
+
+@pytest.mark.parametrize("provider", sorted(AUTHORIZE))
+async def test_authorization_code_is_redirected_back_and_spent_once(
+    urls: dict[str, str], http: aiohttp.ClientSession, provider: str
+) -> None:
+    authorize, token, prefix = AUTHORIZE[provider]
+    root = urls["github"].removesuffix("/github")
+    redirect = "http://127.0.0.1:9/callback"
+    query = {
+        "client_id": SANDBOX_ENV[f"{prefix}_CLIENT_ID"],
+        "response_type": "code",
+        "redirect_uri": redirect,
+        "state": "st4te",
+        "scope": "read",
+    }
+    async with http.get(f"{root}{authorize}", params=query, allow_redirects=False) as response:
+        assert response.status == 302
+        back = response.headers["Location"]
+    assert back.startswith(f"{redirect}?") and "state=st4te" in back
+    code = dict(pair.split("=") for pair in back.split("?")[1].split("&"))["code"]
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect}
+    client = (SANDBOX_ENV[f"{prefix}_CLIENT_ID"], SANDBOX_ENV[f"{prefix}_CLIENT_SECRET"])
+    headers: dict[str, str] = {}
+    if provider == "reddit":  # Basic client auth
+        pair = base64.b64encode(":".join(client).encode()).decode()
+        headers["Authorization"] = f"Basic {pair}"
+    else:
+        form |= {"client_id": client[0], "client_secret": client[1]}
+    async with http.post(f"{root}{token}", data=form, headers=headers) as response:
+        assert response.status == 200
+        tokens = await response.json()
+    assert tokens["refresh_token"] == f"sandbox-{provider}-refresh-1"
+    async with http.post(f"{root}{token}", data=form, headers=headers) as response:
+        assert response.status == 400  # a code is spent once
+    bad = {**query, "client_id": "someone-else"}
+    async with http.get(f"{root}{authorize}", params=bad, allow_redirects=False) as response:
+        assert response.status == 400
+
+
+async def test_oura_refresh_tokens_are_single_use_and_old_tokens_still_work(
+    urls: dict[str, str], http: aiohttp.ClientSession
+) -> None:
+    client = {"client_id": SANDBOX_ENV["OURA_CLIENT_ID"]}
+    client["client_secret"] = SANDBOX_ENV["OURA_CLIENT_SECRET"]
+    form = client | {"grant_type": "refresh_token"}
+    form["refresh_token"] = SANDBOX_ENV["OURA_REFRESH_TOKEN"]
+    async with http.post(f"{urls['oura']}/oauth/token", data=form) as response:
+        token = await response.json()
+    async with http.post(f"{urls['oura']}/oauth/token", data=form) as response:
+        assert response.status == 400  # rotated: the first refresh token is spent
+    info = f"{urls['oura']}/v2/usercollection/personal_info"
+    bearer = {"Authorization": f"Bearer {token['access_token']}"}
+    assert (await fetch(http, info, headers=bearer))[0] == 200
+    assert (await fetch(http, info, headers=OURA))[0] == 200  # a legacy personal token
+    days = f"{urls['oura']}/v2/usercollection/daily_sleep"
+    status, body, _ = await fetch(http, days, params={"start_date": "2026-11-01"}, headers=OURA)
+    assert status == 200 and {"score", "contributors", "day"} <= set(body["data"][0])

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 from pathlib import Path
 
 import pytest
 
 from apigetter.errors import StoreError
-from apigetter.store import SCHEMA_VERSION, Store
+from apigetter.store import SCHEMA_VERSION, Store, Tokens
 
 LEASE = 60.0
 T0 = 1_800_000_000.0
@@ -70,3 +71,51 @@ async def test_a_corrupt_store_is_a_clear_error_and_is_left_alone(tmp_path: Path
     with pytest.raises(StoreError, match=r"s\.db.*corrupt"):
         await Store.open(path)
     assert path.read_bytes() == garbage
+
+
+V1_SCHEMA = Path(__file__).parent / "data" / "schema_v1.sql"  # schema.sql of release 1
+
+
+def columns(db: sqlite3.Connection, table: str) -> list[tuple[str, str, int]]:
+    return [(r[1], r[2], r[3]) for r in db.execute(f"PRAGMA table_info({table})")]
+
+
+async def test_a_v1_store_migrates_to_the_current_schema(tmp_path: Path) -> None:
+    old, fresh = tmp_path / "v1.db", tmp_path / "fresh.db"
+    with sqlite3.connect(old) as db:
+        db.executescript(V1_SCHEMA.read_text())
+        db.execute("PRAGMA user_version = 1")
+        db.execute(
+            "INSERT INTO queue (api, endpoint, kind, run_after) VALUES ('a', 'e', 'standard', 5)"
+        )
+    db.close()
+    store = await Store.open(old)
+    try:
+        assert (await store._read("PRAGMA user_version"))[0][0] == SCHEMA_VERSION == 2
+        assert [e.endpoint for e in await store.entries(["a"])] == ["e"]  # data kept
+        await store.save_tokens(Tokens("a", "refresh-1", "access-1", 99.0), now=1.0)
+        assert await store.apis_with_refresh_token() == {"a"}
+    finally:
+        await store.close()
+    await (await Store.open(fresh)).close()
+    with sqlite3.connect(old) as a, sqlite3.connect(fresh) as b:
+        tables = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+        assert [r[0] for r in a.execute(tables)] == [r[0] for r in b.execute(tables)]
+        assert columns(a, "tokens") == columns(b, "tokens")
+    a.close()
+    b.close()
+
+
+async def test_tokens_keep_the_refresh_token_when_a_refresh_sends_none(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "s.db")
+    try:
+        await store.save_tokens(Tokens("x", "refresh-1", "access-1", 10.0), now=1.0)
+        await store.save_tokens(Tokens("x", None, "access-2", 20.0), now=2.0)
+        saved = await store.tokens("x")
+        assert saved == Tokens("x", "refresh-1", "access-2", 20.0)
+        assert "refresh-1" not in repr(saved) and "access-2" not in repr(saved)
+        # The durable commit switched synchronous to FULL and back to NORMAL (1).
+        assert (await store._read("PRAGMA synchronous"))[0][0] == 1
+        assert await store.tokens("other") is None
+    finally:
+        await store.close()
