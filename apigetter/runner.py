@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from apigetter.auth import credentials, unauthorized
+from apigetter.auth import base_url, credentials, unauthorized
 from apigetter.config import Redactor, Settings
 from apigetter.contract import Api, Child, Context, Endpoint, Page, dig, fill
 from apigetter.errors import (
@@ -95,6 +95,16 @@ def select_apis(settings: Settings, only: Sequence[str], report: RunReport) -> d
     return ready
 
 
+async def drop_unauthorized(
+    apis: dict[str, Api], settings: Settings, store: Store, report: RunReport
+) -> None:
+    """Move OAuth2 APIs without any refresh token (env or store) to ``report``."""
+    stored = await store.apis_with_refresh_token()
+    for name, note in unauthorized(apis, settings.env, stored).items():
+        report.apis[name] = ApiReport(name, "not ready", note=note)
+        del apis[name]
+
+
 def _check_something_to_run(apis: dict[str, Api], only: Sequence[str], report: RunReport) -> None:
     """``--api`` naming only APIs that cannot run is a usage error, with the reasons."""
     if only and not apis:
@@ -118,10 +128,7 @@ async def run(
         return report
     store = await Store.open(settings.store_path, settings.busy_timeout)
     try:
-        stored = await store.apis_with_refresh_token()
-        for name, note in unauthorized(apis, settings.env, stored).items():
-            report.apis[name] = ApiReport(name, "not ready", note=note)
-            del apis[name]
+        await drop_unauthorized(apis, settings, store, report)
         _check_something_to_run(apis, only, report)
         if not apis:
             return report
@@ -235,7 +242,7 @@ class Runner:
             for name in sorted({entry.api for entry in made.due}):
                 api = self.apis[name]
                 redact.add(*(env.get(v, "") for v in api.auth.secret_env()))
-                base = env.get(api.base_url_var) or fill(api.base_url, env)
+                base = base_url(api, env)
                 creds = credentials(api, env, self.store, http, self.clock)
                 recent = await self._recent(api)
                 clients[name] = await ApiClient.create(api, env, base, recent, creds)
@@ -498,7 +505,12 @@ class Runner:
                 raise r
         rows = [r for r in results if isinstance(r, FileRow)]
         entities = sum(1 for r in results if r is True or isinstance(r, FileRow))
-        failures = [r for r in results if isinstance(r, FetchError)]
+        # Out of quota is no failure: those entities have no file, so the next run asks again.
+        if deferred := sum(isinstance(r, QuotaDeferred) for r in results):
+            self._api(client.api.name).note = f"{child.name}: {deferred} deferred (quota)"
+        failures = [
+            r for r in results if isinstance(r, FetchError) and not isinstance(r, QuotaDeferred)
+        ]
         if not failures:
             return rows, entities, ""
         reason = f"{child.name}: {len(failures)} of {len(ids)} failed: {failures[0].reason}"

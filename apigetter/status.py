@@ -6,9 +6,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from apigetter.auth import unauthorized
 from apigetter.config import Settings
-from apigetter.runner import ApiReport, RunReport, select_apis
+from apigetter.runner import RunReport, drop_unauthorized, select_apis
 from apigetter.store import RunRow, Store
 
 
@@ -54,10 +53,7 @@ async def collect(settings: Settings, only: list[str], now: float | None = None)
     names = sorted({*ready, *report.apis})
     store = await Store.open(settings.store_path, settings.busy_timeout)
     try:
-        stored = await store.apis_with_refresh_token()
-        for name, note in unauthorized(ready, settings.env, stored).items():
-            report.apis[name] = ApiReport(name, "not ready", note=note)
-            del ready[name]
+        await drop_unauthorized(ready, settings, store, report)
         entries = {(e.api, e.endpoint, e.kind): e for e in await store.entries(names)}
         states = await store.states(names)
         active = await store.active_runs()

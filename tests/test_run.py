@@ -194,3 +194,13 @@ def test_a_long_window_is_a_budget_not_a_pace(setup: Setup, farm: Farm) -> None:
         ).fetchone()
     # Deferred until the spent window has passed, not until the daily one has.
     assert before + 900 <= run_after < before + 1000
+
+
+def test_a_spent_quota_defers_work_without_failing(setup: Setup, farm: Farm) -> None:
+    setup.add_farm_api("alpha", farm, limits="Limit(3, per_seconds=3600),")
+    first = setup.cli("run")
+    assert first.returncode == 0, first.stderr
+    assert len(farm.hits) == 3 and not first.stderr
+    assert "deferred" in first.stdout
+    again = setup.cli("run", "--force")  # the ledger remembers the hour's 3 requests
+    assert again.returncode == 0 and len(farm.hits) == 3
