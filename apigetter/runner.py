@@ -20,6 +20,7 @@ from apigetter.errors import (
     ConfigError,
     FetchError,
     NeedsAttention,
+    OutputError,
     QuotaDeferred,
     RetryLater,
     StoreError,
@@ -487,24 +488,22 @@ class Runner:
         env = self.settings.env
         params = {k: _text(v, env) for k, v in child.params.items()}
 
-        async def one(entity: str) -> FileRow | bool:
+        stager = Stager(self.archive, self.run_id, latest, staged)
+
+        async def one(entity: str) -> bool:
             url = client.base_url + fill(child.path, {**env, "id": entity}).lstrip("/")
             body = (await http.get(client, url, params, sent)).body
             if body is None:  # deleted (Hacker News answers null): nothing to archive
                 return False
-            out = entity_output(client.api.name, child.name, entity, body, self.stamp)
-            row = await asyncio.to_thread(self.archive.stage_one, self.run_id, out, latest)
-            if row is None:
-                return True  # unchanged
-            staged.append(row.staged)
-            return row
+            stager.add(entity_output(client.api.name, child.name, entity, body, self.stamp))
+            return True
 
         results = await asyncio.gather(*(one(i) for i in ids), return_exceptions=True)
         for r in results:
             if isinstance(r, BaseException) and not isinstance(r, FetchError):
                 raise r
-        rows = [r for r in results if isinstance(r, FileRow)]
-        entities = sum(1 for r in results if r is True or isinstance(r, FileRow))
+        rows = await stager.finish()
+        entities = sum(1 for r in results if r is True)
         # Out of quota is no failure: those entities have no file, so the next run asks again.
         if deferred := sum(isinstance(r, QuotaDeferred) for r in results):
             self._api(client.api.name).note = f"{child.name}: {deferred} deferred (quota)"
@@ -515,6 +514,43 @@ class Runner:
             return rows, entities, ""
         reason = f"{child.name}: {len(failures)} of {len(ids)} failed: {failures[0].reason}"
         return rows, entities, reason
+
+
+class Stager:
+    """Stages files in a worker thread while requests go on: whatever arrived during one
+    thread hop goes in the next, so the loop never waits on the disk and hops stay few."""
+
+    def __init__(self, archive: Archive, run_id: int, latest: Latest, staged: list[str | None]):
+        self.archive, self.run_id, self.latest, self.staged = archive, run_id, latest, staged
+        self.pending: list[Output] = []
+        self.rows: list[FileRow] = []
+        self.error: OutputError | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def add(self, out: Output) -> None:
+        """Queue one output; start draining if nothing is."""
+        self.pending.append(out)
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self.pending:
+            batch, self.pending = self.pending, []
+            try:
+                rows = await asyncio.to_thread(self.archive.stage, self.run_id, batch, self.latest)
+            except OutputError as exc:
+                self.error = self.error or exc
+                continue
+            self.rows += rows
+            self.staged.extend(row.staged for row in rows)
+
+    async def finish(self) -> list[FileRow]:
+        """Every staged row, once the queue is empty; the first disk error, if any."""
+        if self.task is not None:
+            await self.task
+        if self.error is not None:
+            raise self.error
+        return self.rows
 
 
 def _merge(pages: list[Page], ep: Endpoint) -> tuple[Any, int]:
