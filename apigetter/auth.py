@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import html
 import logging
-import secrets
 import time
-import webbrowser
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -315,6 +312,10 @@ async def authorize(
     redirects back with, and stores the tokens. Raises ConfigError for what the user must
     fix first, NeedsAttention when the provider refuses.
     """
+    import html
+    import secrets
+    import webbrowser
+
     import aiohttp
     from aiohttp import web
 
