@@ -168,12 +168,15 @@ def status(
 
     state = _call(ctx, lambda: collect(_settings(ctx), api or []))
     if as_json:
-        import orjson
-
-        sys.stdout.write(orjson.dumps(state.as_dict(), option=orjson.OPT_INDENT_2).decode())
-        sys.stdout.write("\n")
+        _print_json(state.as_dict())
     else:
         _render_status(state)
+
+
+def _print_json(data: object) -> None:
+    import orjson
+
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 def _render_status(state: Status) -> None:
@@ -261,10 +264,7 @@ def contracts(
 
     found = _call(ctx, lambda: catalog(_settings(ctx)))
     if as_json:
-        import orjson
-
-        sys.stdout.write(orjson.dumps(found.as_dict(), option=orjson.OPT_INDENT_2).decode())
-        sys.stdout.write("\n")
+        _print_json(found.as_dict())
     else:
         _render_catalog(found)
 
