@@ -33,11 +33,17 @@ MAX_REDIRECTS = 5
 def bucket(limit: Limit) -> AsyncLimiter:
     """Even pacing that can never let ``limit.count`` + 1 requests into one window.
 
-    One request every ``SPACING * per / count`` seconds: any window of ``per`` seconds holds
-    at most ``floor(count / SPACING) + 1 <= count`` of them, at 98% of the declared rate,
-    with 2% of each gap as slack for requests that arrive a little early.
+    A bucket of size B refilled at rate r admits at most ``B + r * per`` requests in any
+    window of ``per`` seconds. Small counts get B = 1 and one request every
+    ``SPACING * per / count`` s: at most ``floor(count / SPACING) + 1 <= count``, at 98% of
+    the declared rate. From 100 up, B = count // 50 and r = (count - B) / (SPACING * per):
+    ``B + (count - B) / SPACING < count``, at 96%, and a late wake-up (a busy event loop at
+    10 ms spacing) can catch up instead of being lost.
     """
-    return AsyncLimiter(1, SPACING * limit.per_seconds / limit.count)
+    size = max(1, limit.count // 50)
+    if size == 1:
+        return AsyncLimiter(1, SPACING * limit.per_seconds / limit.count)
+    return AsyncLimiter(size, size * SPACING * limit.per_seconds / (limit.count - size))
 
 
 def retry_after(headers: Mapping[str, str], now: float) -> float | None:
