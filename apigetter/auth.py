@@ -174,7 +174,6 @@ class OAuth2Session:
         self.expires_at: float | None = None
         self.failure: FetchError | None = None
         self.checked_store = False
-        self.exchanges = 0
         http.redact.add(*(env.get(name, "") for name in decl.secret_env()))
 
     async def __call__(self) -> Mapping[str, str]:
@@ -224,7 +223,6 @@ class OAuth2Session:
             self.http.redact,
             self.http.settings,
         )
-        self.exchanges += 1
         tokens = _tokens(self.api.name, body, self.clock())
         self.http.redact.add(tokens.refresh_token or "", tokens.access_token or "")
         # Committed before the access token is used: a rotated refresh token (the old one

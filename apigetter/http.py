@@ -69,7 +69,6 @@ def retry_after(headers: Mapping[str, str], now: float) -> float | None:
 class Response:
     """A decoded JSON response."""
 
-    url: str
     status: int
     body: Any
     links: dict[str, str]
@@ -183,7 +182,6 @@ class Http:
                 continue
             if 200 <= status < 300 or status in accept:
                 return Response(
-                    str(final),
                     status,
                     self._decode(status, headers, raw, final),
                     self._links(headers, final),

@@ -558,8 +558,3 @@ class Store:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (run_id, now, api, endpoint, level, message),
         )
-
-    async def events(self, limit: int = 50) -> list[dict[str, Any]]:
-        """The most recent events, newest first."""
-        rows = await self._read("SELECT * FROM events ORDER BY id DESC LIMIT ?", (limit,))
-        return [dict(r) for r in rows]

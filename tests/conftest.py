@@ -58,6 +58,11 @@ class Setup:
         self.env[f"APIGETTER_{name.upper()}_BASE_URL"] = f"{farm.url}/{name}"
         self.env[f"{name.upper()}_TOKEN"] = CANARY
 
+    def add_farm_apis(self, farm: Farm, names: tuple[str, ...] = APIS) -> None:
+        """``add_farm_api`` for each of ``names``."""
+        for name in names:
+            self.add_farm_api(name, farm)
+
     def files(self, *parts: str) -> list[Path]:
         """Archived files below data/<parts>, sorted."""
         return sorted(

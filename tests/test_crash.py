@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.conftest import APIS, Setup, archived_once, wait_for_hits
+from tests.conftest import Setup, archived_once, wait_for_hits
 from tests.servers import Farm
 
 
@@ -17,8 +17,7 @@ def test_sigkill_mid_fetch_loses_and_repeats_nothing(
     setup: Setup, farm: Farm, after_hits: int
 ) -> None:
     farm.latency = 0.15
-    for name in APIS:
-        setup.add_farm_api(name, farm)
+    setup.add_farm_apis(farm)
     victim = setup.popen("run")
     wait_for_hits(farm, after_hits)
     victim.send_signal(signal.SIGKILL)
@@ -41,8 +40,7 @@ def test_signal_releases_the_claim_and_keeps_work_due(
     setup: Setup, farm: Farm, sig: signal.Signals
 ) -> None:
     farm.latency = 0.5
-    for name in APIS:
-        setup.add_farm_api(name, farm)
+    setup.add_farm_apis(farm)
     victim = setup.popen("run")
     wait_for_hits(farm, 3)
     started = time.monotonic()

@@ -19,8 +19,7 @@ def overlapping(a: list[Hit], b: list[Hit]) -> bool:
 
 def test_apis_are_fetched_concurrently(setup: Setup, farm: Farm) -> None:
     farm.latency = 0.05
-    for name in ("alpha", "beta", "gamma"):
-        setup.add_farm_api(name, farm)
+    setup.add_farm_apis(farm)
     started = time.monotonic()
     result = setup.cli("run")
     wall = time.monotonic() - started
@@ -74,8 +73,7 @@ def test_nothing_due_means_no_requests(setup: Setup, farm: Farm) -> None:
 
 def test_ten_concurrent_processes_call_each_url_once(setup: Setup, farm: Farm) -> None:
     farm.latency = 0.2
-    for name in ("alpha", "beta", "gamma"):
-        setup.add_farm_api(name, farm)
+    setup.add_farm_apis(farm)
     procs = [setup.popen("run") for _ in range(10)]
     outputs = [setup.finish(p) for p in procs]
     assert [p.returncode for p in procs] == [0] * 10, outputs

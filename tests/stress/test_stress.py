@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import APIS, Setup, archived_once, wait_for_hits
+from tests.conftest import Setup, archived_once, wait_for_hits
 from tests.servers import Farm
 
 FULL = os.environ.get("APIGETTER_STRESS") == "1"
@@ -38,8 +38,7 @@ def test_concurrent_processes_never_duplicate_a_request(
     setup: Setup, farm: Farm, tmp_path: Path
 ) -> None:
     farm.latency = 0.1
-    for name in APIS:
-        setup.add_farm_api(name, farm)
+    setup.add_farm_apis(farm)
     duplicates = skipped = requests = 0
     for trial in range(CONCURRENT_TRIALS):
         run = fresh(setup, tmp_path, trial, farm)
@@ -60,8 +59,7 @@ def test_concurrent_processes_never_duplicate_a_request(
 
 def test_sigkill_at_random_moments_loses_nothing(setup: Setup, farm: Farm, tmp_path: Path) -> None:
     farm.latency = 0.08
-    for name in APIS:
-        setup.add_farm_api(name, farm)
+    setup.add_farm_apis(farm)
     rng = random.Random(20261127)
     mid_fetch = 0
     for trial in range(KILL_TRIALS):
